@@ -1,0 +1,15 @@
+# Warnings for zpage's own targets (tests, examples, benchmarks). Never applied to the INTERFACE
+# target: consumers choose their own warning flags.
+function(zpage_set_warnings target)
+    if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+        target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Wconversion)
+        if(ZPAGE_WARNINGS_AS_ERRORS)
+            target_compile_options(${target} PRIVATE -Werror)
+        endif()
+    elseif(MSVC)
+        target_compile_options(${target} PRIVATE /W4)
+        if(ZPAGE_WARNINGS_AS_ERRORS)
+            target_compile_options(${target} PRIVATE /WX)
+        endif()
+    endif()
+endfunction()

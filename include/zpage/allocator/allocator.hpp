@@ -1,0 +1,505 @@
+// zpage: SizeClassAllocator, a zsmalloc-like allocator for compressed pages in user space.
+//
+// Objects go to the size class just above their size (size_classes.hpp) and are packed back to
+// back in that class's spans. Each class keeps its non-full spans in fullness groups and
+// allocates from the fullest, so sparse spans drain and empty spans go back to the OS at once.
+// compact() moves objects out of the emptiest spans into the fullest, then packs each class's
+// last partial span down to its lowest slots, and gives back every page left without objects.
+//
+// Memory per object: the 4-byte owner entry of its slot (which owner compaction must ask to move
+// it) and nothing else. zsmalloc spends 16 B: an in-object header and a handle slot, because the
+// kernel's handle must survive migration without the allocator knowing its owner; here the owner
+// keeps the location itself (concept.hpp). A span populates its pages as its bump pointer reaches
+// them, in batches that grow with the class (1 to 16 pages, 1/128 of the class), so the partial
+// span at the end of each class costs the pages it uses plus at most one batch, not a whole span.
+//
+// Concurrency: allocate, deallocate and compact take the lock of one size class; read() takes
+// none (its caller holds the owner's lock, which compaction takes before moving an object).
+// Lock order: owner lock may not be held when taking a class lock; class lock, then arena lock.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <boost/container/small_vector.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <malloc.h>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <span>
+#include <stdexcept>
+
+#include "../detail/assert.hpp"
+#include "../detail/os.hpp"
+#include "../detail/spin_mutex.hpp"
+#include "concept.hpp"
+#include "size_classes.hpp"
+#include "span.hpp"
+
+namespace zpage {
+
+// What an ObjectHandle of SizeClassAllocator encodes: span id, slot in the span and size class,
+// so that an object's address follows from its handle alone.
+struct ObjectLocation {
+    std::uint32_t span;
+    std::uint32_t slot;
+    std::uint32_t size_class;
+
+    static constexpr unsigned slot_shift = 32;
+    static constexpr unsigned class_shift = 48;
+    static constexpr std::uint64_t slot_mask = 0xFFFF;
+    static constexpr std::uint64_t class_mask = 0xFFF;
+    static constexpr std::uint64_t valid_bit = std::uint64_t{1} << 60;  // keeps every handle non-zero
+
+    [[nodiscard]] constexpr ObjectHandle handle() const noexcept {
+        return ObjectHandle{std::uint64_t{span} | (std::uint64_t{slot} << slot_shift) |
+                            (std::uint64_t{size_class} << class_shift) | valid_bit};
+    }
+    [[nodiscard]] static constexpr ObjectLocation of(ObjectHandle h) noexcept {
+        const auto word = static_cast<std::uint64_t>(h);
+        return {static_cast<std::uint32_t>(word), static_cast<std::uint32_t>((word >> slot_shift) & slot_mask),
+                static_cast<std::uint32_t>((word >> class_shift) & class_mask)};
+    }
+};
+
+template <std::size_t MaxObjectBytes = 4096>
+class SizeClassAllocator {
+public:
+    using size_classes = SizeClassTable<MaxObjectBytes>;
+    static constexpr std::size_t max_object_bytes = MaxObjectBytes;
+    // Non-full spans are kept in this many groups by occupancy; allocation takes the fullest.
+    static constexpr std::size_t fullness_groups = 8;
+
+    static_assert(size_classes::max_objects_per_span <= ObjectLocation::slot_mask + 1,
+                  "zpage::SizeClassAllocator: a span holds more objects than a handle can address");
+    static_assert(size_classes::class_count <= ObjectLocation::class_mask + 1,
+                  "zpage::SizeClassAllocator: more size classes than a handle can name");
+
+    // Throws std::invalid_argument for a bad config, std::runtime_error on a kernel whose base
+    // page is not 4 KiB.
+    explicit SizeClassAllocator(const AllocatorConfig& config = {})
+        : own_budget_(checked(config).budget == nullptr ? std::make_unique<MemoryBudget>() : nullptr),
+          budget_(config.budget != nullptr ? *config.budget : *own_budget_),
+          arena_(config.region_bytes, size_classes::max_span_bytes, budget_),
+          classes_(std::make_unique<ClassState[]>(size_classes::class_count)) {
+        budget_.charge(class_state_bytes);
+    }
+
+    ~SizeClassAllocator() {
+        std::size_t held = class_state_bytes;
+        for (std::size_t cls = 0; cls < size_classes::class_count; ++cls) {
+            held += classes_[cls].populated_pages.load(std::memory_order_relaxed) * detail::os::page_bytes +
+                    classes_[cls].owner_bytes.load(std::memory_order_relaxed);
+        }
+        arena_.for_each_span([](SpanDescriptor& d) { std::free(d.owners); });
+        budget_.uncharge(held);
+    }
+
+    SizeClassAllocator(const SizeClassAllocator&) = delete;
+    SizeClassAllocator& operator=(const SizeClassAllocator&) = delete;
+
+    // Copies `bytes` (1 .. max_object_bytes) into a new object owned by `owner`.
+    // errc::invalid_argument for a size out of range, errc::memory_limit when the budget refuses
+    // the memory, errc::out_of_memory when the OS does; nothing is allocated then. Any thread.
+    [[nodiscard]] Result<ObjectHandle> allocate(std::span<const std::byte> bytes, OwnerId owner) noexcept {
+        if (bytes.empty() || bytes.size() > max_object_bytes) return errc::invalid_argument;
+        const auto cls = static_cast<std::uint32_t>(size_classes::class_of(bytes.size()));
+        ClassState& state = classes_[cls];
+        std::lock_guard guard(state.lock);
+        const Result<std::uint32_t> span = span_with_room(cls);
+        if (!span) return span.error();
+        SpanDescriptor& d = arena_.descriptor(*span);
+        const Result<std::uint32_t> slot = take_slot(cls, *span, d);
+        if (!slot) {
+            if (d.live == 0) release_span(cls, *span, d);
+            return slot.error();
+        }
+        const ObjectLocation where{*span, *slot, cls};
+        std::memcpy(address(where), bytes.data(), bytes.size());
+        d.owners[*slot] = owner;
+        ++d.live;
+        regroup(cls, *span, d);
+        add(state.objects, 1);
+        return where.handle();
+    }
+
+    // Frees a live object. Any thread, but not under the object's owner lock (compaction may be
+    // waiting for it while holding this class's lock).
+    void deallocate(ObjectHandle handle) noexcept {
+        const ObjectLocation where = ObjectLocation::of(handle);
+        ClassState& state = classes_[where.size_class];
+        std::lock_guard guard(state.lock);
+        SpanDescriptor& d = arena_.descriptor(where.span);
+        ZPAGE_ASSERT(d.owners != nullptr && where.slot < d.bump && !(d.owners[where.slot] & SpanDescriptor::free_owner));
+        push_free_slot(d, where.slot);
+        --d.live;
+        add(state.objects, -1);
+        if (d.live == 0) {
+            release_span(where.size_class, where.span, d);
+        } else {
+            regroup(where.size_class, where.span, d);
+        }
+    }
+
+    // Calls f(bytes) with the object's bytes (its size-class size) and returns f's result. Any
+    // thread, under the owner's lock (so that compaction cannot move the object meanwhile).
+    template <class F>
+    decltype(auto) read(ObjectHandle handle, F&& f) const {
+        const ObjectLocation where = ObjectLocation::of(handle);
+        return std::forward<F>(f)(
+            std::span<const std::byte>(address(where), size_classes::classes[where.size_class].object_bytes));
+    }
+
+    // Bytes the object occupies (its size class).
+    [[nodiscard]] static constexpr std::size_t usable_size(ObjectHandle handle) noexcept {
+        return size_classes::classes[ObjectLocation::of(handle).size_class].object_bytes;
+    }
+
+    // Moves objects, through `owners`, out of each class's emptiest spans into its fullest, packs
+    // the remaining partial span of each class and gives every freed page back to the OS.
+    // Blocks allocation in one class at a time. Any thread, holding no owner lock.
+    template <ObjectOwners Owners>
+    CompactionResult compact(Owners& owners) noexcept {
+        CompactionResult total;
+        for (std::uint32_t cls = 0; cls < size_classes::class_count; ++cls) {
+            const CompactionResult r = compact_class(cls, owners);
+            total.pages_freed += r.pages_freed;
+            total.objects_moved += r.objects_moved;
+        }
+        pages_compacted_.fetch_add(total.pages_freed, std::memory_order_relaxed);
+        return total;
+    }
+
+    [[nodiscard]] AllocatorStats stats() const noexcept {
+        AllocatorStats s;
+        s.metadata_bytes = class_state_bytes + arena_.descriptor_bytes();
+        for (std::size_t cls = 0; cls < size_classes::class_count; ++cls) {
+            const ClassState& state = classes_[cls];
+            const std::size_t objects = state.objects.load(std::memory_order_relaxed);
+            s.objects += objects;
+            s.object_bytes += objects * size_classes::classes[cls].object_bytes;
+            s.spans += state.spans.load(std::memory_order_relaxed);
+            s.span_bytes += state.populated_pages.load(std::memory_order_relaxed) * detail::os::page_bytes;
+            s.metadata_bytes += state.owner_bytes.load(std::memory_order_relaxed);
+        }
+        s.pages_compacted = pages_compacted_.load(std::memory_order_relaxed);
+        return s;
+    }
+
+    [[nodiscard]] MemoryBudget& budget() const noexcept { return budget_; }
+
+private:
+    static constexpr std::uint32_t nil = SpanDescriptor::nil;
+    static constexpr std::uint32_t no_slot = SpanDescriptor::slot_mask;
+
+    struct alignas(64) ClassState {
+        detail::SpinMutex lock;
+        std::array<std::uint32_t, fullness_groups> heads = no_heads();  // fullness lists of non-full spans
+        std::atomic<std::size_t> objects{0};
+        std::atomic<std::size_t> spans{0};
+        std::atomic<std::size_t> populated_pages{0};
+        std::atomic<std::size_t> owner_bytes{0};
+
+        static constexpr std::array<std::uint32_t, fullness_groups> no_heads() noexcept {
+            std::array<std::uint32_t, fullness_groups> h{};
+            h.fill(nil);
+            return h;
+        }
+    };
+    static constexpr std::size_t class_state_bytes = sizeof(ClassState) * size_classes::class_count;
+
+    static const AllocatorConfig& checked(const AllocatorConfig& config) {
+        config.validate(size_classes::max_span_bytes);
+        if (!detail::os::page_size_supported())
+            throw std::runtime_error("zpage::SizeClassAllocator: needs a kernel with 4 KiB base pages");
+        return config;
+    }
+
+    // Class counters are written under their class lock only: a plain load/store pair, no locked
+    // instruction; atomics only so that stats() may read them at any time.
+    static void add(std::atomic<std::size_t>& counter, std::ptrdiff_t delta) noexcept {
+        counter.store(counter.load(std::memory_order_relaxed) + static_cast<std::size_t>(delta), std::memory_order_relaxed);
+    }
+
+    static constexpr std::size_t pages_for(std::size_t bytes) noexcept {
+        return (bytes + detail::os::page_bytes - 1) / detail::os::page_bytes;
+    }
+
+    // glibc's footprint of a malloc'd block: its usable size plus the chunk header.
+    static std::size_t heap_footprint(void* block) noexcept { return malloc_usable_size(block) + sizeof(std::size_t); }
+
+    [[nodiscard]] std::byte* address(const ObjectLocation& where) const noexcept {
+        return arena_.base(where.span) + std::size_t{where.slot} * size_classes::classes[where.size_class].object_bytes;
+    }
+
+    // ---- fullness lists (class lock held) ----
+
+    void link(ClassState& state, std::uint32_t id, SpanDescriptor& d, std::uint8_t group) noexcept {
+        d.group = group;
+        d.linked = true;
+        d.prev = nil;
+        d.next = state.heads[group];
+        if (d.next != nil) arena_.descriptor(d.next).prev = id;
+        state.heads[group] = id;
+    }
+
+    void unlink(ClassState& state, SpanDescriptor& d) noexcept {
+        if (!d.linked) return;
+        if (d.prev != nil) {
+            arena_.descriptor(d.prev).next = d.next;
+        } else {
+            state.heads[d.group] = d.next;
+        }
+        if (d.next != nil) arena_.descriptor(d.next).prev = d.prev;
+        d.linked = false;
+    }
+
+    // Puts a span in the list its occupancy calls for; full spans leave the lists.
+    void regroup(std::uint32_t cls, std::uint32_t id, SpanDescriptor& d) noexcept {
+        ClassState& state = classes_[cls];
+        const std::uint32_t capacity = size_classes::classes[cls].objects_per_span;
+        if (d.live == capacity) {
+            unlink(state, d);
+            return;
+        }
+        const auto group = static_cast<std::uint8_t>(std::size_t{d.live} * fullness_groups / capacity);
+        if (d.linked && d.group == group) return;
+        unlink(state, d);
+        link(state, id, d, group);
+    }
+
+    // ---- spans and slots (class lock held) ----
+
+    Result<std::uint32_t> span_with_room(std::uint32_t cls) noexcept {
+        ClassState& state = classes_[cls];
+        for (std::size_t g = fullness_groups; g-- > 0;) {
+            if (state.heads[g] != nil) return state.heads[g];
+        }
+        const Result<std::uint32_t> id = arena_.acquire();
+        if (!id) return id.error();
+        const std::size_t owners_bytes = std::size_t{size_classes::classes[cls].objects_per_span} * sizeof(std::uint32_t);
+        auto* owners = static_cast<std::uint32_t*>(std::malloc(owners_bytes));
+        if (owners == nullptr) {
+            arena_.release(*id);
+            return errc::out_of_memory;
+        }
+        const std::size_t footprint = heap_footprint(owners);
+        if (!budget_.try_charge(footprint)) {
+            std::free(owners);
+            arena_.release(*id);
+            return errc::memory_limit;
+        }
+        SpanDescriptor& d = arena_.descriptor(*id);
+        d.owners = owners;
+        d.size_class = static_cast<std::uint16_t>(cls);
+        d.free_head = no_slot;
+        link(state, *id, d, 0);
+        add(state.spans, 1);
+        add(state.owner_bytes, static_cast<std::ptrdiff_t>(footprint));
+        return *id;
+    }
+
+    // A free slot of a non-full span: a hole below the bump pointer if there is one, else the
+    // next never-used slot, populating pages for it as needed.
+    Result<std::uint32_t> take_slot(std::uint32_t cls, std::uint32_t id, SpanDescriptor& d) noexcept {
+        if (d.free_head != no_slot) {
+            const std::uint32_t slot = d.free_head;
+            d.free_head = d.owners[slot] & SpanDescriptor::slot_mask;
+            return slot;
+        }
+        const SizeClass& sc = size_classes::classes[cls];
+        ZPAGE_ASSERT(d.bump < sc.objects_per_span);
+        const std::uint32_t slot = d.bump;
+        const std::size_t needed = pages_for((std::size_t{slot} + 1) * sc.object_bytes);
+        if (needed > d.populated_pages) {
+            if (const Status grown = populate(cls, id, d, needed); !grown) return grown.error();
+        }
+        ++d.bump;
+        return slot;
+    }
+
+    static void push_free_slot(SpanDescriptor& d, std::uint32_t slot) noexcept {
+        d.owners[slot] = SpanDescriptor::free_owner | d.free_head;
+        d.free_head = slot;
+    }
+
+    Status populate(std::uint32_t cls, std::uint32_t id, SpanDescriptor& d, std::size_t needed) noexcept {
+        ClassState& state = classes_[cls];
+        const std::size_t batch = std::clamp<std::size_t>(state.populated_pages.load(std::memory_order_relaxed) / 128, 1, 16);
+        std::size_t target = std::min<std::size_t>(size_classes::classes[cls].pages_per_span,
+                                                   std::max(needed, d.populated_pages + batch));
+        if (!budget_.try_charge((target - d.populated_pages) * detail::os::page_bytes)) {
+            target = needed;  // near the limit, take only what this object needs
+            if (!budget_.try_charge((target - d.populated_pages) * detail::os::page_bytes)) return errc::memory_limit;
+        }
+        const std::size_t grow = target - d.populated_pages;
+        if (!detail::os::populate(arena_.base(id) + std::size_t{d.populated_pages} * detail::os::page_bytes,
+                                  grow * detail::os::page_bytes)) {
+            budget_.uncharge(grow * detail::os::page_bytes);
+            return errc::out_of_memory;
+        }
+        d.populated_pages = static_cast<std::uint32_t>(target);
+        add(state.populated_pages, static_cast<std::ptrdiff_t>(grow));
+        return errc::ok;
+    }
+
+    // Gives the pages from `keep_pages` up back to the OS.
+    void depopulate(std::uint32_t cls, std::uint32_t id, SpanDescriptor& d, std::size_t keep_pages) noexcept {
+        if (keep_pages >= d.populated_pages) return;
+        const std::size_t drop = d.populated_pages - keep_pages;
+        if (!detail::os::decommit(arena_.base(id) + keep_pages * detail::os::page_bytes, drop * detail::os::page_bytes))
+            return;  // the pages stay resident and accounted; a later compaction tries again
+        d.populated_pages = static_cast<std::uint32_t>(keep_pages);
+        budget_.uncharge(drop * detail::os::page_bytes);
+        add(classes_[cls].populated_pages, -static_cast<std::ptrdiff_t>(drop));
+    }
+
+    // An empty span goes back to the OS and its id to the arena.
+    void release_span(std::uint32_t cls, std::uint32_t id, SpanDescriptor& d) noexcept {
+        ZPAGE_ASSERT(d.live == 0);
+        ClassState& state = classes_[cls];
+        depopulate(cls, id, d, 0);
+        d.bump = 0;
+        d.free_head = no_slot;
+        if (d.populated_pages != 0) {  // the OS kept the pages: keep the span, empty, for reuse
+            regroup(cls, id, d);
+            return;
+        }
+        unlink(state, d);
+        const std::size_t footprint = heap_footprint(d.owners);
+        std::free(d.owners);
+        d.owners = nullptr;
+        budget_.uncharge(footprint);
+        add(state.owner_bytes, -static_cast<std::ptrdiff_t>(footprint));
+        add(state.spans, -1);
+        arena_.release(id);
+    }
+
+    // ---- compaction (class lock held) ----
+
+    // Asks the owner of (from, from_slot) to let the object move to (to, to_slot), a slot already
+    // taken; on success the bookkeeping follows the object. The old slot is left to the caller.
+    template <class Owners>
+    bool relocate(Owners& owners, std::uint32_t cls, std::uint32_t from, SpanDescriptor& fd, std::uint32_t from_slot,
+                  std::uint32_t to, SpanDescriptor& td, std::uint32_t to_slot) noexcept {
+        const OwnerId owner = fd.owners[from_slot];
+        const ObjectLocation old_place{from, from_slot, cls};
+        const ObjectLocation new_place{to, to_slot, cls};
+        const bool moved = owners.relocate(owner, old_place.handle(), new_place.handle(), [&] {
+            std::memcpy(address(new_place), address(old_place), size_classes::classes[cls].object_bytes);
+        });
+        if (!moved) return false;
+        td.owners[to_slot] = owner;
+        ++td.live;
+        --fd.live;
+        return true;
+    }
+
+    template <class Owners>
+    CompactionResult compact_class(std::uint32_t cls, Owners& owners) noexcept {
+        ClassState& state = classes_[cls];
+        const SizeClass& sc = size_classes::classes[cls];
+        CompactionResult result;
+        std::lock_guard guard(state.lock);
+        const std::size_t populated_before = state.populated_pages.load(std::memory_order_relaxed);
+        try {
+            boost::container::small_vector<std::uint32_t, 64> partial;
+            for (std::uint32_t head : state.heads)
+                for (std::uint32_t id = head; id != nil; id = arena_.descriptor(id).next) partial.push_back(id);
+            std::sort(partial.begin(), partial.end(), [&](std::uint32_t a, std::uint32_t b) {
+                return arena_.descriptor(a).live < arena_.descriptor(b).live;
+            });
+
+            // Drain the emptiest spans into the fullest: as many sources as the live objects leave
+            // spare, so that every drained span empties and no object moves for nothing.
+            std::size_t live = 0;
+            for (std::uint32_t id : partial) live += arena_.descriptor(id).live;
+            const std::size_t sources = partial.size() - (live + sc.objects_per_span - 1) / sc.objects_per_span;
+            std::size_t dest = partial.size();  // destinations, from the fullest down
+            bool stalled = false;               // a destination page could not be populated
+            for (std::size_t i = 0; i < sources && !stalled; ++i) {
+                const std::uint32_t from = partial[i];
+                SpanDescriptor& fd = arena_.descriptor(from);
+                for (std::uint32_t slot = 0; slot < fd.bump && fd.live > 0; ++slot) {
+                    if (fd.owners[slot] & SpanDescriptor::free_owner) continue;
+                    while (dest > sources && arena_.descriptor(partial[dest - 1]).live == sc.objects_per_span) --dest;
+                    if (dest == sources) break;
+                    const std::uint32_t to = partial[dest - 1];
+                    SpanDescriptor& td = arena_.descriptor(to);
+                    const Result<std::uint32_t> to_slot = take_slot(cls, to, td);
+                    if (!to_slot) {
+                        stalled = true;
+                        break;
+                    }
+                    if (!relocate(owners, cls, from, fd, slot, to, td, *to_slot)) {
+                        push_free_slot(td, *to_slot);  // the owner is replacing this page: it stays
+                        break;
+                    }
+                    push_free_slot(fd, slot);
+                    ++result.objects_moved;
+                }
+                if (fd.live == 0) {
+                    release_span(cls, from, fd);
+                } else {
+                    regroup(cls, from, fd);
+                }
+            }
+
+            // Pack what remains partial into its lowest slots, so the pages above can go.
+            for (std::size_t i = sources; i < partial.size(); ++i) {
+                const std::uint32_t id = partial[i];
+                SpanDescriptor& d = arena_.descriptor(id);
+                if (d.live != sc.objects_per_span) result.objects_moved += pack(owners, cls, id, d);
+                regroup(cls, id, d);
+            }
+        } catch (const std::bad_alloc&) {
+            // No room for the work list: this class stays as it is.
+        }
+        // Net of the pages destinations had to populate to take the moved objects.
+        const std::size_t populated_after = state.populated_pages.load(std::memory_order_relaxed);
+        result.pages_freed = populated_before > populated_after ? populated_before - populated_after : 0;
+        return result;
+    }
+
+    // Moves the objects at or above slot `live` into the holes below it, then gives back the pages
+    // above the last object. Stops at the first object its owner will not let go. Returns the
+    // objects moved.
+    template <class Owners>
+    std::size_t pack(Owners& owners, std::uint32_t cls, std::uint32_t id, SpanDescriptor& d) noexcept {
+        const SizeClass& sc = size_classes::classes[cls];
+        if (pages_for(std::size_t{d.live} * sc.object_bytes) >= d.populated_pages) return 0;
+        std::size_t moved = 0;
+        std::uint32_t hole = 0;
+        std::uint32_t top = d.bump;  // slots >= top are free once the loop is done with them
+        while (top > d.live) {
+            const std::uint32_t slot = top - 1;
+            if (!(d.owners[slot] & SpanDescriptor::free_owner)) {
+                while (!(d.owners[hole] & SpanDescriptor::free_owner)) ++hole;
+                if (!relocate(owners, cls, id, d, slot, id, d, hole)) break;
+                ++moved;
+            }
+            --top;
+        }
+        // Rebuild the free list from what is below the new top.
+        d.bump = top;
+        d.free_head = no_slot;
+        for (std::uint32_t slot = top; slot-- > 0;)
+            if (d.owners[slot] & SpanDescriptor::free_owner) push_free_slot(d, slot);
+        depopulate(cls, id, d, pages_for(std::size_t{top} * sc.object_bytes));
+        return moved;
+    }
+
+    std::unique_ptr<MemoryBudget> own_budget_;
+    MemoryBudget& budget_;
+    SpanArena arena_;
+    std::unique_ptr<ClassState[]> classes_;
+    std::atomic<std::size_t> pages_compacted_{0};
+};
+
+static_assert(PageAllocator<SizeClassAllocator<>>);
+
+}  // namespace zpage

@@ -1,0 +1,70 @@
+// zpage internal: every mmap/madvise call zpage makes, in one place, so that tests can make any
+// of them fail (set_os_fault_injector) and so that a port touches one file.
+#pragma once
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels answer EINVAL and we touch pages instead
+#endif
+
+namespace zpage::detail::os {
+
+// zpage's spans, tables and size classes are laid out in 4 KiB pages; a kernel with larger base
+// pages is refused at construction (see check_page_size).
+inline constexpr std::size_t page_bytes = 4096;
+
+enum class Call : std::uint8_t { reserve, populate, decommit, count };
+
+// Test hook: when set, consulted before each OS call; returning true makes that call fail as if
+// the kernel had refused it.
+using FaultInjector = bool (*)(Call) noexcept;
+inline std::atomic<FaultInjector> fault_injector{nullptr};
+
+inline bool injected_failure(Call call) noexcept {
+    const FaultInjector hook = fault_injector.load(std::memory_order_acquire);
+    return hook != nullptr && hook(call);
+}
+
+[[nodiscard]] inline bool page_size_supported() noexcept {
+    return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) == page_bytes;
+}
+
+// Reserves `bytes` of zero-filled address space. Pages cost nothing until populated or written;
+// MAP_NORESERVE keeps large reservations out of the overcommit count. Returns nullptr on failure.
+[[nodiscard]] inline std::byte* reserve(std::size_t bytes) noexcept {
+    if (injected_failure(Call::reserve)) return nullptr;
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? nullptr : static_cast<std::byte*>(p);
+}
+
+inline void release(std::byte* p, std::size_t bytes) noexcept {
+    if (p != nullptr) ::munmap(p, bytes);
+}
+
+// Makes [p, p + bytes) resident and writable in one call. Faulting pages in one by one costs a
+// trap each; on virtual machines that is many microseconds per page, so spans are populated in
+// batches. Returns false when the kernel could not provide the memory.
+[[nodiscard]] inline bool populate(std::byte* p, std::size_t bytes) noexcept {
+    if (injected_failure(Call::populate)) return false;
+    if (::madvise(p, bytes, MADV_POPULATE_WRITE) == 0) return true;
+    if (errno != EINVAL) return false;
+    for (std::size_t off = 0; off < bytes; off += page_bytes)  // pre-5.14 kernels: fault pages in
+        reinterpret_cast<volatile unsigned char*>(p)[off] = 0;
+    return true;
+}
+
+// Returns the pages to the OS; they read as zero afterwards. Returns false when refused.
+inline bool decommit(std::byte* p, std::size_t bytes) noexcept {
+    if (bytes == 0) return true;
+    if (injected_failure(Call::decommit)) return false;
+    return ::madvise(p, bytes, MADV_DONTNEED) == 0;
+}
+
+}  // namespace zpage::detail::os

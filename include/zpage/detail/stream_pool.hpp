@@ -1,0 +1,108 @@
+// zpage internal: per-thread codec streams without thread-local storage tied to a store.
+//
+// A store keeps a small array of streams (codec contexts plus a scratch buffer), about two per
+// hardware thread. A thread starts at the slot its thread index points to and takes the first
+// free one, so threads settle on slots of their own and a call costs one uncontended exchange.
+// Contexts are made on a slot's first use and kept for the store's lifetime: no allocation per
+// call in steady state.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <new>
+#include <optional>
+#include <thread>
+#include <utility>
+
+#include "../compressor/concept.hpp"
+#include "spin_mutex.hpp"
+#include "thread_index.hpp"
+
+namespace zpage::detail {
+
+template <Compressor C>
+class StreamPool {
+public:
+    struct Stream {
+        std::optional<typename C::compress_context> compress;
+        std::optional<typename C::decompress_context> decompress;
+        std::unique_ptr<std::byte[]> scratch;
+    };
+
+private:
+    struct alignas(64) Slot {
+        std::atomic<bool> busy{false};
+        Stream stream;
+    };
+
+public:
+    // A stream held exclusively until the lease goes; empty when a context could not be made.
+    class Lease {
+    public:
+        Lease() noexcept = default;
+        Lease(Lease&& other) noexcept : slot_(std::exchange(other.slot_, nullptr)) {}
+        Lease& operator=(Lease&&) = delete;
+        ~Lease() {
+            if (slot_ != nullptr) slot_->busy.store(false, std::memory_order_release);
+        }
+        explicit operator bool() const noexcept { return slot_ != nullptr; }
+        Stream* operator->() const noexcept { return &slot_->stream; }
+
+    private:
+        friend class StreamPool;
+        explicit Lease(Slot* slot) noexcept : slot_(slot) {}
+        Slot* slot_ = nullptr;
+    };
+
+    StreamPool(const C& codec, std::size_t scratch_bytes)
+        : codec_(codec),
+          scratch_bytes_(scratch_bytes),
+          count_(std::clamp<std::size_t>(std::size_t{2} * std::thread::hardware_concurrency(), 4, 256)),
+          slots_(std::make_unique<Slot[]>(count_)) {}
+
+    // A stream with a compression context and the scratch buffer. Any thread.
+    Lease for_compression() noexcept {
+        return acquire([&](Stream& s) {
+            if (!s.compress) s.compress.emplace(codec_.make_compress_context());
+            if (!s.scratch) s.scratch = std::make_unique<std::byte[]>(scratch_bytes_);
+        });
+    }
+
+    // A stream with a decompression context. Any thread.
+    Lease for_decompression() noexcept {
+        return acquire([&](Stream& s) {
+            if (!s.decompress) s.decompress.emplace(codec_.make_decompress_context());
+        });
+    }
+
+private:
+    template <class Prepare>
+    Lease acquire(Prepare&& prepare) noexcept {
+        const std::size_t start = this_thread_index() % count_;
+        Backoff backoff;
+        for (;;) {
+            for (std::size_t i = 0; i < count_; ++i) {
+                Slot& slot = slots_[(start + i) % count_];
+                if (slot.busy.load(std::memory_order_relaxed) || slot.busy.exchange(true, std::memory_order_acquire))
+                    continue;
+                Lease lease(&slot);
+                try {
+                    prepare(slot.stream);
+                } catch (...) {
+                    return Lease();  // context creation failed (out of memory): the caller reports it
+                }
+                return lease;
+            }
+            backoff.pause();  // more threads than slots at this instant
+        }
+    }
+
+    const C codec_;
+    const std::size_t scratch_bytes_;
+    const std::size_t count_;
+    std::unique_ptr<Slot[]> slots_;
+};
+
+}  // namespace zpage::detail

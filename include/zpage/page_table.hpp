@@ -1,0 +1,164 @@
+// zpage: the page table, one 16-byte entry per page index, laid out like zram's slot:
+//
+//   word (8 B)         the allocator handle (location) of the compressed page, or for a SAME
+//                      page the repeated 8-byte fill word itself (no allocation at all)
+//   meta (4 B)         bits 0..17   compressed size in bytes (a HUGE page: the page size)
+//                      bits 18..22  flags: SAME, HUGE, IDLE, WB, INCOMPRESSIBLE
+//                      bits 24..26  codec id (which of a store's codecs wrote the page)
+//                      bit 31       the entry lock
+//   access_time (4 B)  seconds, kept for idle tracking (zram's ac_time)
+//
+// Every access to an entry holds its lock bit, like zram's slot lock: operations on different
+// indices never contend, and a reader sees a page whole or not at all.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <new>
+#include <stdexcept>
+
+#include "detail/os.hpp"
+#include "detail/spin_mutex.hpp"
+
+namespace zpage {
+
+enum class PageFlag : std::uint8_t {
+    same,            // one repeated 8-byte word, kept in the entry
+    huge,            // compressed size above the huge threshold: stored raw
+    idle,            // not accessed since the last mark_idle
+    written_back,    // held by the backing store, not in memory
+    incompressible,  // a recompression could not shrink it
+    count
+};
+
+struct PageEntry {
+    static constexpr unsigned size_bits = 18;
+    static constexpr std::uint32_t size_mask = (std::uint32_t{1} << size_bits) - 1;
+    static constexpr unsigned flags_shift = size_bits;
+    static constexpr unsigned codec_shift = 24;
+    static constexpr std::uint32_t codec_mask = 0x7;
+    static constexpr std::uint32_t lock_bit = std::uint32_t{1} << 31;
+    static constexpr std::size_t max_page_bytes = size_mask;
+
+    static constexpr std::uint32_t flag_bit(PageFlag f) noexcept {
+        return std::uint32_t{1} << (flags_shift + static_cast<unsigned>(f));
+    }
+    static_assert(flags_shift + static_cast<unsigned>(PageFlag::count) <= codec_shift,
+                  "zpage::PageEntry: the flags overflow into the codec id");
+
+    std::uint64_t word = 0;
+    std::atomic<std::uint32_t> meta{0};
+    std::uint32_t access_time = 0;
+};
+static_assert(sizeof(PageEntry) == 16, "zpage::PageEntry must stay 16 bytes, like zram's slot");
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+
+// What one entry says, copied out under its lock.
+struct PageRecord {
+    std::uint64_t word = 0;  // handle, or fill word when SAME
+    std::uint32_t meta = 0;  // without the lock bit
+
+    [[nodiscard]] std::size_t size() const noexcept { return meta & PageEntry::size_mask; }
+    [[nodiscard]] bool has(PageFlag f) const noexcept { return (meta & PageEntry::flag_bit(f)) != 0; }
+    [[nodiscard]] unsigned codec() const noexcept { return (meta >> PageEntry::codec_shift) & PageEntry::codec_mask; }
+    // An entry holds a page once stored: SAME pages have no size, written-back ones no handle.
+    [[nodiscard]] bool stored() const noexcept {
+        return (meta & (PageEntry::size_mask | PageEntry::flag_bit(PageFlag::same) |
+                        PageEntry::flag_bit(PageFlag::written_back))) != 0;
+    }
+
+    [[nodiscard]] static PageRecord same_filled(std::uint64_t fill) noexcept {
+        return {fill, PageEntry::flag_bit(PageFlag::same)};
+    }
+    [[nodiscard]] static PageRecord object(std::uint64_t handle, std::size_t size, bool huge) noexcept {
+        return {handle, static_cast<std::uint32_t>(size) | (huge ? PageEntry::flag_bit(PageFlag::huge) : 0)};
+    }
+};
+
+// One entry, locked for as long as this object lives.
+class LockedPage {
+public:
+    explicit LockedPage(PageEntry& entry) noexcept : entry_(&entry) {
+        detail::Backoff backoff;
+        std::uint32_t meta = entry.meta.load(std::memory_order_relaxed);
+        for (;;) {
+            if ((meta & PageEntry::lock_bit) == 0 &&
+                entry.meta.compare_exchange_weak(meta, meta | PageEntry::lock_bit, std::memory_order_acquire,
+                                                 std::memory_order_relaxed))
+                break;
+            backoff.pause();
+            meta = entry.meta.load(std::memory_order_relaxed);
+        }
+    }
+    ~LockedPage() { entry_->meta.fetch_and(~PageEntry::lock_bit, std::memory_order_release); }
+    LockedPage(const LockedPage&) = delete;
+    LockedPage& operator=(const LockedPage&) = delete;
+
+    [[nodiscard]] PageRecord get() const noexcept {
+        return {entry_->word, entry_->meta.load(std::memory_order_relaxed) & ~PageEntry::lock_bit};
+    }
+    // Replaces the entry, keeping it locked.
+    void set(const PageRecord& r) noexcept {
+        entry_->word = r.word;
+        entry_->meta.store(r.meta | PageEntry::lock_bit, std::memory_order_relaxed);
+    }
+    void clear() noexcept { set(PageRecord{}); }
+
+    [[nodiscard]] std::uint32_t access_time() const noexcept { return entry_->access_time; }
+    void set_access_time(std::uint32_t seconds) noexcept { entry_->access_time = seconds; }
+
+private:
+    PageEntry* entry_;
+};
+
+// The default page table: `capacity` entries in one mapping, populated at construction so that
+// the memory it reports is the memory it holds.
+class PageTable {
+public:
+    // Throws std::invalid_argument for a zero capacity, std::bad_alloc when the mapping fails.
+    explicit PageTable(std::size_t capacity)
+        : capacity_(capacity), bytes_(round_up_page(checked(capacity) * sizeof(PageEntry))) {
+        auto* mem = detail::os::reserve(bytes_);
+        if (mem == nullptr) throw std::bad_alloc();
+        static_cast<void>(detail::os::populate(mem, bytes_));  // a failure only means pages fault in later
+        entries_ = new (mem) PageEntry[capacity_];
+    }
+    ~PageTable() { detail::os::release(reinterpret_cast<std::byte*>(entries_), bytes_); }
+    PageTable(const PageTable&) = delete;
+    PageTable& operator=(const PageTable&) = delete;
+
+    [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+    [[nodiscard]] std::size_t memory_bytes() const noexcept { return bytes_; }
+
+    // Precondition: index < capacity(). Any thread; blocks while another holds the entry.
+    [[nodiscard]] LockedPage lock(std::size_t index) const noexcept { return LockedPage(entries_[index]); }
+
+private:
+    static std::size_t checked(std::size_t capacity) {
+        if (capacity == 0) throw std::invalid_argument("zpage::PageTable: capacity must be at least one page");
+        if (capacity > (std::size_t{1} << 32))
+            throw std::invalid_argument("zpage::PageTable: capacity above 2^32 pages");
+        return capacity;
+    }
+    static constexpr std::size_t round_up_page(std::size_t bytes) noexcept {
+        return (bytes + detail::os::page_bytes - 1) / detail::os::page_bytes * detail::os::page_bytes;
+    }
+
+    std::size_t capacity_;
+    std::size_t bytes_;
+    PageEntry* entries_ = nullptr;
+};
+
+template <class T>
+concept PageTableLayout = std::constructible_from<T, std::size_t> && requires(const T& t, std::size_t index) {
+    // Number of entries, fixed at construction.
+    { t.capacity() } noexcept -> std::same_as<std::size_t>;
+    // Bytes the table holds, counted into mem_used_total.
+    { t.memory_bytes() } noexcept -> std::same_as<std::size_t>;
+    // The entry at `index`, locked until the returned object goes.
+    { t.lock(index) } noexcept -> std::same_as<LockedPage>;
+};
+static_assert(PageTableLayout<PageTable>);
+
+}  // namespace zpage

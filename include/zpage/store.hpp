@@ -1,0 +1,325 @@
+// zpage: CompressedPageStore, zram as a component: a fixed number of page slots, each holding a
+// page compressed by the traits' codec, packed by the traits' allocator, tracked by the traits'
+// page table, with zram's statistics.
+//
+//   zpage::CompressedPageStore<> pages(capacity_pages);
+//   if (!pages.store(index, page)) ...;   // Status: true on success
+//   if (!pages.load(index, page)) ...;
+//
+// Write path (like zram_write_page): a same-filled page goes into its entry as its fill word;
+// any other page is compressed into a per-thread scratch buffer with the huge threshold as the
+// output limit (so an incompressible page stops the codec early) and stored compressed, or raw
+// when it did not fit; the new object is published under the entry lock and the old one freed.
+// Read path: under the entry lock, decompress straight from the allocator's memory into the
+// caller's buffer. The entry holds the object's location itself; compaction moves an object only
+// under its entry's lock (Owners below), so a reader needs no other protection.
+//
+// Thread safety: every member function may be called from any thread at any time. Operations on
+// different indices run in parallel; on one index they serialize on its entry lock, and racing
+// stores leave one of the pages whole.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include "allocator/concept.hpp"
+#include "compressor/concept.hpp"
+#include "detail/same_filled.hpp"
+#include "detail/stream_pool.hpp"
+#include "detail/striped_counters.hpp"
+#include "errc.hpp"
+#include "memory_budget.hpp"
+#include "page_table.hpp"
+#include "stats.hpp"
+#include "traits.hpp"
+
+namespace zpage {
+
+struct StoreConfig {
+    std::size_t capacity_pages = 0;  // page indices 0 .. capacity_pages - 1
+    std::size_t mem_limit_bytes = 0;  // 0: no limit
+    // Pages whose compressed size exceeds this are stored raw (zram's huge pages). 0: 227/256 of
+    // the page, zram's huge_class_size on 4 KiB pages (3632 B).
+    std::size_t huge_threshold_bytes = 0;
+    // Account shared with other stores (shards under one limit); nullptr: the store's own.
+    MemoryBudget* budget = nullptr;
+
+    [[nodiscard]] std::size_t huge_threshold(std::size_t page_size) const noexcept {
+        return huge_threshold_bytes != 0 ? huge_threshold_bytes : page_size * 227 / 256;
+    }
+
+    // Throws std::invalid_argument naming the field at fault.
+    void validate(std::size_t page_size) const {
+        if (capacity_pages == 0 || capacity_pages > std::numeric_limits<OwnerId>::max())
+            throw std::invalid_argument("zpage::StoreConfig: capacity_pages must be in [1, 2^32)");
+        if (huge_threshold_bytes != 0 && (huge_threshold_bytes < 64 || huge_threshold_bytes >= page_size))
+            throw std::invalid_argument("zpage::StoreConfig: huge_threshold_bytes must be in [64, " +
+                                        std::to_string(page_size) + ")");
+    }
+};
+
+template <class Traits = DefaultTraits>
+class CompressedPageStore {
+    static_assert(StoreTraits<Traits>,
+                  "zpage::CompressedPageStore: Traits must name page_size, compressor, allocator and page_table "
+                  "(derive from zpage::DefaultTraits)");
+    static_assert(Compressor<typename Traits::compressor>,
+                  "zpage::CompressedPageStore: Traits::compressor must model zpage::Compressor: name(), "
+                  "make_compress_context(), make_decompress_context(), noexcept compress() and decompress()");
+    static_assert(PageAllocator<typename Traits::allocator>,
+                  "zpage::CompressedPageStore: Traits::allocator must model zpage::PageAllocator: allocate(bytes), "
+                  "deallocate(handle), read(handle, f), compact(), stats()");
+    static_assert(PageTableLayout<typename Traits::page_table>,
+                  "zpage::CompressedPageStore: Traits::page_table must model zpage::PageTableLayout");
+    static_assert(Traits::page_size % detail::os::page_bytes == 0 && Traits::page_size <= PageEntry::max_page_bytes,
+                  "zpage::CompressedPageStore: page_size must be a multiple of 4096 and at most 128 KiB");
+    static_assert(Traits::allocator::max_object_bytes >= Traits::page_size,
+                  "zpage::CompressedPageStore: the allocator must hold objects of a whole page (huge pages)");
+
+public:
+    using traits_type = Traits;
+    using compressor_type = typename Traits::compressor;
+    using allocator_type = typename Traits::allocator;
+    using page_table_type = typename Traits::page_table;
+    static constexpr std::size_t page_size = Traits::page_size;
+    using page_view = std::span<const std::byte, page_size>;
+    using page_buffer = std::span<std::byte, page_size>;
+
+    // Throws std::invalid_argument for a bad configuration, std::bad_alloc when memory for the
+    // page table cannot be had.
+    explicit CompressedPageStore(std::size_t capacity_pages, compressor_type codec = {})
+        : CompressedPageStore(StoreConfig{.capacity_pages = capacity_pages}, std::move(codec)) {}
+
+    explicit CompressedPageStore(const StoreConfig& config, compressor_type codec = {})
+        : codec_(std::move(codec)),
+          huge_threshold_(checked(config).huge_threshold(page_size)),
+          own_budget_(config.budget == nullptr ? std::make_unique<MemoryBudget>() : nullptr),
+          budget_(config.budget != nullptr ? *config.budget : *own_budget_),
+          table_(config.capacity_pages),
+          allocator_(allocator_config(config, budget_)),
+          streams_(codec_, huge_threshold_) {
+        budget_.charge(table_.memory_bytes());
+        if (config.mem_limit_bytes != 0) budget_.set_limit(config.mem_limit_bytes);
+    }
+
+    // The allocator gives back all object memory at once; no per-page work.
+    ~CompressedPageStore() { budget_.uncharge(table_.memory_bytes()); }
+
+    CompressedPageStore(const CompressedPageStore&) = delete;
+    CompressedPageStore& operator=(const CompressedPageStore&) = delete;
+
+    // Stores a copy of `page` at `index`, replacing what was there. Fails with out_of_range,
+    // memory_limit or out_of_memory; on failure the index keeps its previous page.
+    Status store(std::size_t index, page_view page) noexcept {
+        if (index >= table_.capacity()) return errc::out_of_range;
+        PageRecord next;
+        if (const std::optional<std::uint64_t> fill = detail::same_fill_word<page_size>(page)) {
+            next = PageRecord::same_filled(*fill);
+        } else {
+            auto stream = streams_.for_compression();
+            if (!stream) return fail_write(errc::out_of_memory);
+            const std::span<std::byte> scratch(stream->scratch.get(), huge_threshold_);
+            const std::size_t compressed = codec_.compress(*stream->compress, page, scratch);
+            const bool huge = compressed == 0;
+            const Result<ObjectHandle> object = allocator_.allocate(
+                huge ? std::span<const std::byte>(page) : scratch.first(compressed), static_cast<OwnerId>(index));
+            if (!object) return fail_write(object.error());
+            next = PageRecord::object(static_cast<std::uint64_t>(*object), huge ? page_size : compressed, huge);
+        }
+        PageRecord previous;
+        {
+            LockedPage entry = table_.lock(index);
+            previous = entry.get();
+            entry.set(next);
+        }
+        account(next, +1);
+        account(previous, -1);
+        free_object(previous);
+        counters_.add(Counter::num_writes, 1);
+        if (next.has(PageFlag::huge)) counters_.add(Counter::huge_pages_since, 1);
+        return errc::ok;
+    }
+
+    // Copies the page at `index` into `page`; an index never stored (or erased) reads as zeros,
+    // as a zram block does. Fails with out_of_range, or corrupt_data when the stored bytes do not
+    // decode to a page (then `page` is zeroed).
+    Status load(std::size_t index, page_buffer page) noexcept {
+        if (index >= table_.capacity()) return errc::out_of_range;
+        LockedPage entry = table_.lock(index);
+        const PageRecord r = entry.get();
+        Status status = errc::ok;
+        if (!r.stored()) {
+            std::memset(page.data(), 0, page_size);
+        } else if (r.has(PageFlag::same)) {
+            detail::fill_words(page, r.word);
+        } else if (r.has(PageFlag::huge)) {
+            allocator_.read(ObjectHandle{r.word}, [&](std::span<const std::byte> raw) noexcept {
+                std::memcpy(page.data(), raw.data(), page_size);
+                return 0;
+            });
+        } else {
+            status = decompress(r, page);
+        }
+        if (!status) {
+            std::memset(page.data(), 0, page_size);
+            counters_.add(Counter::failed_reads, 1);
+            return status;
+        }
+        counters_.add(Counter::num_reads, 1);
+        return status;
+    }
+
+    // Drops the page at `index` (zram's discard); the index then reads as zeros. Fails only with
+    // out_of_range.
+    Status erase(std::size_t index) noexcept {
+        if (index >= table_.capacity()) return errc::out_of_range;
+        PageRecord previous;
+        {
+            LockedPage entry = table_.lock(index);
+            previous = entry.get();
+            entry.clear();
+        }
+        account(previous, -1);
+        free_object(previous);
+        return errc::ok;
+    }
+
+    // Whether `index` holds a stored page (false for out-of-range indices).
+    [[nodiscard]] bool contains(std::size_t index) const noexcept {
+        return index < table_.capacity() && table_.lock(index).get().stored();
+    }
+
+    // Moves compressed pages out of sparse spans and returns freed pages to the OS (zram's
+    // compact). Returns what it freed and moved; stores and loads may run meanwhile.
+    CompactionResult compact() noexcept {
+        Owners owners{table_};
+        return allocator_.compact(owners);
+    }
+
+    // A snapshot of the counters; see Stats for each field.
+    [[nodiscard]] Stats stats() const noexcept {
+        Stats s;
+        s.orig_data_size = counters_.sum(Counter::pages_stored) * page_size;
+        s.compr_data_size = counters_.sum(Counter::compr_bytes);
+        s.mem_used_total = budget_.used();
+        s.mem_limit = budget_.limit();
+        s.mem_used_max = budget_.max_used();
+        s.same_pages = counters_.sum(Counter::same_pages);
+        s.pages_compacted = allocator_.stats().pages_compacted;
+        s.huge_pages = counters_.sum(Counter::huge_pages);
+        s.huge_pages_since = counters_.sum(Counter::huge_pages_since);
+        s.num_reads = counters_.sum(Counter::num_reads);
+        s.num_writes = counters_.sum(Counter::num_writes);
+        s.failed_reads = counters_.sum(Counter::failed_reads);
+        s.failed_writes = counters_.sum(Counter::failed_writes);
+        return s;
+    }
+
+    // Caps mem_used_total; 0 removes the cap. Pages already stored stay; stores that would need
+    // more memory fail with memory_limit until usage drops.
+    void set_mem_limit(std::size_t bytes) noexcept { budget_.set_limit(bytes); }
+
+    [[nodiscard]] std::size_t capacity() const noexcept { return table_.capacity(); }
+    [[nodiscard]] std::size_t huge_threshold() const noexcept { return huge_threshold_; }
+    [[nodiscard]] const compressor_type& compressor() const noexcept { return codec_; }
+    [[nodiscard]] const allocator_type& allocator() const noexcept { return allocator_; }
+
+private:
+    // The page table as the allocator's ObjectOwners: an object moves only under its entry's
+    // lock, and only while the entry still holds it (a store may be replacing it right now).
+    struct Owners {
+        page_table_type& table;
+
+        template <class Copy>
+        bool relocate(OwnerId index, ObjectHandle from, ObjectHandle to, Copy&& copy) noexcept {
+            LockedPage entry = table.lock(index);
+            const PageRecord r = entry.get();
+            if (!holds_object(r) || r.word != static_cast<std::uint64_t>(from)) return false;
+            copy();
+            entry.set(PageRecord{static_cast<std::uint64_t>(to), r.meta});
+            return true;
+        }
+    };
+
+    static bool holds_object(const PageRecord& r) noexcept {
+        return r.stored() && !r.has(PageFlag::same) && !r.has(PageFlag::written_back);
+    }
+
+    enum class Counter : std::uint8_t {
+        pages_stored, compr_bytes, same_pages, huge_pages, huge_pages_since,
+        num_reads, num_writes, failed_reads, failed_writes, count
+    };
+
+    static const StoreConfig& checked(const StoreConfig& config) {
+        config.validate(page_size);
+        return config;
+    }
+
+    static AllocatorConfig allocator_config(const StoreConfig& config, MemoryBudget& budget) {
+        AllocatorConfig a;
+        a.budget = &budget;
+        // Room for twice the raw data (spans fill unevenly) in one region; more regions follow if needed.
+        std::size_t region = std::size_t{64} << 20;
+        while (region < 2 * config.capacity_pages * page_size && region < (std::size_t{64} << 30)) region <<= 1;
+        a.region_bytes = region;
+        return a;
+    }
+
+    Status fail_write(errc code) noexcept {
+        counters_.add(Counter::failed_writes, 1);
+        return code;
+    }
+
+    void account(const PageRecord& r, std::int64_t sign) noexcept {
+        if (!r.stored()) return;
+        counters_.add(Counter::pages_stored, sign);
+        if (r.has(PageFlag::same)) {
+            counters_.add(Counter::same_pages, sign);
+            return;
+        }
+        counters_.add(Counter::compr_bytes, sign * static_cast<std::int64_t>(r.size()));
+        if (r.has(PageFlag::huge)) counters_.add(Counter::huge_pages, sign);
+    }
+
+    void free_object(const PageRecord& r) noexcept {
+        if (holds_object(r)) allocator_.deallocate(ObjectHandle{r.word});
+    }
+
+    Status decompress(const PageRecord& r, page_buffer page) noexcept {
+        using dctx_type = typename compressor_type::decompress_context;
+        auto decode = [&](dctx_type& ctx) noexcept {
+            return allocator_.read(ObjectHandle{r.word}, [&](std::span<const std::byte> object) noexcept {
+                return codec_.decompress(ctx, object.first(r.size()), page);
+            });
+        };
+        Result<std::size_t> produced = errc::out_of_memory;
+        if constexpr (std::is_empty_v<dctx_type>) {
+            dctx_type none{};
+            produced = decode(none);
+        } else {
+            auto stream = streams_.for_decompression();
+            if (!stream) return errc::out_of_memory;
+            produced = decode(*stream->decompress);
+        }
+        if (!produced) return produced.error();
+        return *produced == page_size ? errc::ok : errc::corrupt_data;
+    }
+
+    const compressor_type codec_;
+    const std::size_t huge_threshold_;
+    std::unique_ptr<MemoryBudget> own_budget_;
+    MemoryBudget& budget_;
+    page_table_type table_;
+    allocator_type allocator_;
+    mutable detail::StreamPool<compressor_type> streams_;
+    detail::StripedCounters<Counter> counters_;
+};
+
+}  // namespace zpage

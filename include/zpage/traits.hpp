@@ -1,0 +1,37 @@
+// zpage: traits bundles, the one template argument of CompressedPageStore. A bundle names the page
+// size and the three policies; derive from DefaultTraits and override what differs.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+
+#include "allocator/allocator.hpp"
+#include "compressor/lz4.hpp"
+#include "page_table.hpp"
+
+namespace zpage {
+
+struct DefaultTraits {
+    static constexpr std::size_t page_size = 4096;
+    using compressor = Lz4;
+    using allocator = SizeClassAllocator<page_size>;
+    using page_table = PageTable;
+};
+
+// The default bundle with another codec and, optionally, another page size.
+template <Compressor Codec, std::size_t PageSize = 4096>
+struct TraitsFor : DefaultTraits {
+    static constexpr std::size_t page_size = PageSize;
+    using compressor = Codec;
+    using allocator = SizeClassAllocator<PageSize>;
+};
+
+template <class T>
+concept StoreTraits = requires {
+    { T::page_size } -> std::convertible_to<std::size_t>;
+    typename T::compressor;
+    typename T::allocator;
+    typename T::page_table;
+};
+
+}  // namespace zpage
