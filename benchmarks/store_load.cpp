@@ -1,0 +1,139 @@
+// Store and load throughput against the codec alone, in one run, on the same pages.
+//
+// Baselines: LZ4_compress_default / LZ4_decompress_safe on each page into a reused buffer (the
+// codec's best case: no allocation, output hot in cache), and memcpy of each page. Store/lz4 is
+// steady state: every page stored over its previous copy, so the store reuses its memory; the
+// cold fill into a fresh store is reported apart. Counters: bytes/s over original page bytes, and
+// ratio = orig_data_size / mem_used_total.
+#include <benchmark/benchmark.h>
+#include <lz4.h>
+#include <zpage/zpage.hpp>
+
+#include <cstring>
+
+#include "pages.hpp"
+
+namespace {
+
+using zpage_bench::page_sets;
+
+void set_bytes(benchmark::State& state, std::size_t pages) {
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * pages * 4096));
+}
+
+void BM_Memcpy(benchmark::State& state) {
+    const auto& set = page_sets()[static_cast<std::size_t>(state.range(0))];
+    std::vector<std::byte> out(4096);
+    for (auto _ : state) {
+        for (std::size_t i = 0; i < set.pages(); ++i) {
+            std::memcpy(out.data(), set.page(i).data(), 4096);
+            benchmark::DoNotOptimize(out.data());
+        }
+    }
+    set_bytes(state, set.pages());
+    state.SetLabel(set.name);
+}
+
+void BM_Lz4CompressDefault(benchmark::State& state) {
+    const auto& set = page_sets()[static_cast<std::size_t>(state.range(0))];
+    std::vector<char> out(LZ4_compressBound(4096));
+    std::size_t compressed = 0;
+    for (auto _ : state) {
+        compressed = 0;
+        for (std::size_t i = 0; i < set.pages(); ++i) {
+            const int n = LZ4_compress_default(reinterpret_cast<const char*>(set.page(i).data()), out.data(), 4096,
+                                               static_cast<int>(out.size()));
+            compressed += static_cast<std::size_t>(n);
+            benchmark::DoNotOptimize(out.data());
+        }
+    }
+    set_bytes(state, set.pages());
+    state.counters["ratio"] = static_cast<double>(set.bytes.size()) / static_cast<double>(compressed);
+    state.SetLabel(set.name);
+}
+
+void BM_Lz4DecompressSafe(benchmark::State& state) {
+    const auto& set = page_sets()[static_cast<std::size_t>(state.range(0))];
+    std::vector<std::vector<char>> packed(set.pages());
+    for (std::size_t i = 0; i < set.pages(); ++i) {
+        packed[i].resize(LZ4_compressBound(4096));
+        const int n = LZ4_compress_default(reinterpret_cast<const char*>(set.page(i).data()), packed[i].data(), 4096,
+                                           static_cast<int>(packed[i].size()));
+        packed[i].resize(static_cast<std::size_t>(n));
+    }
+    std::vector<char> out(4096);
+    for (auto _ : state) {
+        for (const auto& p : packed) {
+            benchmark::DoNotOptimize(LZ4_decompress_safe(p.data(), out.data(), static_cast<int>(p.size()), 4096));
+        }
+    }
+    set_bytes(state, set.pages());
+    state.SetLabel(set.name);
+}
+
+template <class Store>
+void report(benchmark::State& state, const Store& store, const zpage_bench::PageSet& set) {
+    const zpage::Stats s = store.stats();
+    state.counters["ratio"] = static_cast<double>(s.orig_data_size) / static_cast<double>(s.mem_used_total);
+    state.SetLabel(set.name + " " + store.compressor().name());
+}
+
+template <class Store>
+void BM_Store(benchmark::State& state) {
+    const auto& set = page_sets()[static_cast<std::size_t>(state.range(0))];
+    Store store(set.pages());
+    for (std::size_t i = 0; i < set.pages(); ++i) static_cast<void>(store.store(i, set.page(i)));
+    for (auto _ : state) {
+        for (std::size_t i = 0; i < set.pages(); ++i) benchmark::DoNotOptimize(store.store(i, set.page(i)).ok());
+    }
+    set_bytes(state, set.pages());
+    report(state, store, set);
+}
+
+template <class Store>
+void BM_StoreColdFill(benchmark::State& state) {
+    const auto& set = page_sets()[static_cast<std::size_t>(state.range(0))];
+    for (auto _ : state) {
+        state.PauseTiming();
+        {
+            Store store(set.pages());
+            state.ResumeTiming();
+            for (std::size_t i = 0; i < set.pages(); ++i) benchmark::DoNotOptimize(store.store(i, set.page(i)).ok());
+            state.PauseTiming();
+            report(state, store, set);
+        }
+        state.ResumeTiming();
+    }
+    set_bytes(state, set.pages());
+}
+
+template <class Store>
+void BM_Load(benchmark::State& state) {
+    const auto& set = page_sets()[static_cast<std::size_t>(state.range(0))];
+    Store store(set.pages());
+    for (std::size_t i = 0; i < set.pages(); ++i) static_cast<void>(store.store(i, set.page(i)));
+    std::array<std::byte, 4096> out{};
+    for (auto _ : state) {
+        for (std::size_t i = 0; i < set.pages(); ++i) benchmark::DoNotOptimize(store.load(i, out).ok());
+    }
+    set_bytes(state, set.pages());
+    report(state, store, set);
+}
+
+void each_page_set(benchmark::internal::Benchmark* b) {
+    for (std::size_t i = 0; i < page_sets().size(); ++i) b->Arg(static_cast<std::int64_t>(i));
+    b->Unit(benchmark::kMillisecond)->MinTime(1.0);
+}
+
+}  // namespace
+
+BENCHMARK(BM_Memcpy)->Apply(each_page_set);
+BENCHMARK(BM_Lz4CompressDefault)->Apply(each_page_set);
+BENCHMARK(BM_Lz4DecompressSafe)->Apply(each_page_set);
+BENCHMARK(BM_Store<zpage::Lz4Store>)->Name("BM_Store/lz4")->Apply(each_page_set);
+BENCHMARK(BM_Load<zpage::Lz4Store>)->Name("BM_Load/lz4")->Apply(each_page_set);
+BENCHMARK(BM_StoreColdFill<zpage::Lz4Store>)->Name("BM_StoreColdFill/lz4")->Apply(each_page_set);
+BENCHMARK(BM_Store<zpage::ZstdStore>)->Name("BM_Store/zstd-3")->Apply(each_page_set);
+BENCHMARK(BM_Load<zpage::ZstdStore>)->Name("BM_Load/zstd-3")->Apply(each_page_set);
+
+BENCHMARK_MAIN();
