@@ -90,18 +90,18 @@ public:
             backoff.pause();
             meta = entry.meta.load(std::memory_order_relaxed);
         }
+        meta_ = meta;
     }
-    ~LockedPage() { entry_->meta.fetch_and(~PageEntry::lock_bit, std::memory_order_release); }
+    // Only the holder writes meta while the lock bit is set, so unlocking is a plain store.
+    ~LockedPage() { entry_->meta.store(meta_, std::memory_order_release); }
     LockedPage(const LockedPage&) = delete;
     LockedPage& operator=(const LockedPage&) = delete;
 
-    [[nodiscard]] PageRecord get() const noexcept {
-        return {entry_->word, entry_->meta.load(std::memory_order_relaxed) & ~PageEntry::lock_bit};
-    }
-    // Replaces the entry, keeping it locked.
+    [[nodiscard]] PageRecord get() const noexcept { return {entry_->word, meta_}; }
+    // Replaces the entry; the change is published when the lock is released.
     void set(const PageRecord& r) noexcept {
         entry_->word = r.word;
-        entry_->meta.store(r.meta | PageEntry::lock_bit, std::memory_order_relaxed);
+        meta_ = r.meta & ~PageEntry::lock_bit;
     }
     void clear() noexcept { set(PageRecord{}); }
 
@@ -110,6 +110,7 @@ public:
 
 private:
     PageEntry* entry_;
+    std::uint32_t meta_;  // the entry's meta, without the lock bit, as it will be on release
 };
 
 // The default page table: `capacity` entries in one mapping, populated at construction so that

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <memory>
 #include <new>
@@ -59,7 +60,7 @@ public:
     StreamPool(const C& codec, std::size_t scratch_bytes)
         : codec_(codec),
           scratch_bytes_(scratch_bytes),
-          count_(std::clamp<std::size_t>(std::size_t{2} * std::thread::hardware_concurrency(), 4, 256)),
+          count_(std::bit_ceil(std::clamp<std::size_t>(std::size_t{2} * std::thread::hardware_concurrency(), 4, 256))),
           slots_(std::make_unique<Slot[]>(count_)) {}
 
     // A stream with a compression context and the scratch buffer. Any thread.
@@ -80,11 +81,11 @@ public:
 private:
     template <class Prepare>
     Lease acquire(Prepare&& prepare) noexcept {
-        const std::size_t start = this_thread_index() % count_;
+        const std::size_t start = this_thread_index() & (count_ - 1);
         Backoff backoff;
         for (;;) {
             for (std::size_t i = 0; i < count_; ++i) {
-                Slot& slot = slots_[(start + i) % count_];
+                Slot& slot = slots_[(start + i) & (count_ - 1)];
                 if (slot.busy.load(std::memory_order_relaxed) || slot.busy.exchange(true, std::memory_order_acquire))
                     continue;
                 Lease lease(&slot);
@@ -101,7 +102,7 @@ private:
 
     const C codec_;
     const std::size_t scratch_bytes_;
-    const std::size_t count_;
+    const std::size_t count_;  // a power of two
     std::unique_ptr<Slot[]> slots_;
 };
 
