@@ -1,6 +1,6 @@
 // Store and load with 1..N threads on one store: each thread takes its own share of the indices,
 // so the threads contend only inside the store (size-class locks, counters), as a multi-threaded
-// user would. bytes/s is per thread; multiply by the thread count for the aggregate.
+// user would. bytes/s is the aggregate over all threads, against wall-clock time.
 #include <benchmark/benchmark.h>
 #include <zpage/zpage.hpp>
 
