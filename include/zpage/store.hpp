@@ -59,8 +59,8 @@ struct StoreConfig {
 
     // Throws std::invalid_argument naming the field at fault.
     void validate(std::size_t page_size) const {
-        if (capacity_pages == 0 || capacity_pages > std::numeric_limits<OwnerId>::max())
-            throw std::invalid_argument("zpage::StoreConfig: capacity_pages must be in [1, 2^32)");
+        if (capacity_pages == 0 || capacity_pages > max_owner_id)
+            throw std::invalid_argument("zpage::StoreConfig: capacity_pages must be in [1, 2^31)");
         if (huge_threshold_bytes != 0 && (huge_threshold_bytes < 64 || huge_threshold_bytes >= page_size))
             throw std::invalid_argument("zpage::StoreConfig: huge_threshold_bytes must be in [64, " +
                                         std::to_string(page_size) + ")");

@@ -73,6 +73,7 @@ public:
     static constexpr std::size_t max_object_bytes = MaxObjectBytes;
     // Non-full spans are kept in this many groups by occupancy; allocation takes the fullest.
     static constexpr std::size_t fullness_groups = 8;
+    static constexpr std::uint32_t initial_owner_slots = 16;
 
     static_assert(size_classes::max_objects_per_span <= ObjectLocation::slot_mask + 1,
                   "zpage::SizeClassAllocator: a span holds more objects than a handle can address");
@@ -102,11 +103,12 @@ public:
     SizeClassAllocator(const SizeClassAllocator&) = delete;
     SizeClassAllocator& operator=(const SizeClassAllocator&) = delete;
 
-    // Copies `bytes` (1 .. max_object_bytes) into a new object owned by `owner`.
+    // Copies `bytes` (1 .. max_object_bytes) into a new object owned by `owner` (<= max_owner_id).
     // errc::invalid_argument for a size out of range, errc::memory_limit when the budget refuses
     // the memory, errc::out_of_memory when the OS does; nothing is allocated then. Any thread.
     [[nodiscard]] Result<ObjectHandle> allocate(std::span<const std::byte> bytes, OwnerId owner) noexcept {
         if (bytes.empty() || bytes.size() > max_object_bytes) return errc::invalid_argument;
+        ZPAGE_ASSERT(owner <= max_owner_id);
         const auto cls = static_cast<std::uint32_t>(size_classes::class_of(bytes.size()));
         ClassState& state = classes_[cls];
         std::lock_guard guard(state.lock);
@@ -199,10 +201,12 @@ private:
     struct alignas(64) ClassState {
         detail::SpinMutex lock;
         std::array<std::uint32_t, fullness_groups> heads = no_heads();  // fullness lists of non-full spans
-        std::atomic<std::size_t> objects{0};
-        std::atomic<std::size_t> spans{0};
-        std::atomic<std::size_t> populated_pages{0};
-        std::atomic<std::size_t> owner_bytes{0};
+        // 32-bit counters keep the state in one cache line: 4 G objects, spans, pages (16 TiB)
+        // and owner-map bytes per class.
+        std::atomic<std::uint32_t> objects{0};
+        std::atomic<std::uint32_t> spans{0};
+        std::atomic<std::uint32_t> populated_pages{0};
+        std::atomic<std::uint32_t> owner_bytes{0};
 
         static constexpr std::array<std::uint32_t, fullness_groups> no_heads() noexcept {
             std::array<std::uint32_t, fullness_groups> h{};
@@ -210,6 +214,7 @@ private:
             return h;
         }
     };
+    static_assert(sizeof(ClassState) == 64, "zpage::SizeClassAllocator: a class's state should fill one cache line");
     static constexpr std::size_t class_state_bytes = sizeof(ClassState) * size_classes::class_count;
 
     static const AllocatorConfig& checked(const AllocatorConfig& config) {
@@ -221,8 +226,10 @@ private:
 
     // Class counters are written under their class lock only: a plain load/store pair, no locked
     // instruction; atomics only so that stats() may read them at any time.
-    static void add(std::atomic<std::size_t>& counter, std::ptrdiff_t delta) noexcept {
-        counter.store(counter.load(std::memory_order_relaxed) + static_cast<std::size_t>(delta), std::memory_order_relaxed);
+    template <class T>
+    static void add(std::atomic<T>& counter, std::ptrdiff_t delta) noexcept {
+        counter.store(static_cast<T>(counter.load(std::memory_order_relaxed) + static_cast<T>(delta)),
+                      std::memory_order_relaxed);
     }
 
     static constexpr std::size_t pages_for(std::size_t bytes) noexcept {
@@ -281,8 +288,8 @@ private:
         }
         const Result<std::uint32_t> id = arena_.acquire();
         if (!id) return id.error();
-        const std::size_t owners_bytes = std::size_t{size_classes::classes[cls].objects_per_span} * sizeof(std::uint32_t);
-        auto* owners = static_cast<std::uint32_t*>(std::malloc(owners_bytes));
+        const std::uint32_t owners_capacity = std::min(size_classes::classes[cls].objects_per_span, initial_owner_slots);
+        auto* owners = static_cast<std::uint32_t*>(std::malloc(owners_capacity * sizeof(std::uint32_t)));
         if (owners == nullptr) {
             arena_.release(*id);
             return errc::out_of_memory;
@@ -295,6 +302,7 @@ private:
         }
         SpanDescriptor& d = arena_.descriptor(*id);
         d.owners = owners;
+        d.owners_capacity = owners_capacity;
         d.size_class = static_cast<std::uint16_t>(cls);
         d.free_head = no_slot;
         link(state, *id, d, 0);
@@ -318,8 +326,42 @@ private:
         if (needed > d.populated_pages) {
             if (const Status grown = populate(cls, id, d, needed); !grown) return grown.error();
         }
+        if (slot == d.owners_capacity) {
+            if (const Status grown = grow_owners(cls, d); !grown) return grown.error();
+        }
         ++d.bump;
         return slot;
+    }
+
+    // Doubles a span's owner map (up to objects_per_span entries), charging the difference.
+    Status grow_owners(std::uint32_t cls, SpanDescriptor& d) noexcept {
+        ClassState& state = classes_[cls];
+        const std::uint32_t old_capacity = d.owners_capacity;
+        const std::uint32_t capacity =
+            std::min(size_classes::classes[cls].objects_per_span, std::max(initial_owner_slots, 2 * old_capacity));
+        const std::size_t old_footprint = heap_footprint(d.owners);
+        auto* grown = static_cast<std::uint32_t*>(std::realloc(d.owners, capacity * sizeof(std::uint32_t)));
+        if (grown == nullptr) return errc::out_of_memory;
+        d.owners = grown;
+        const std::size_t new_footprint = heap_footprint(grown);
+        if (new_footprint <= old_footprint || budget_.try_charge(new_footprint - old_footprint)) {
+            if (new_footprint < old_footprint) budget_.uncharge(old_footprint - new_footprint);
+            add(state.owner_bytes, static_cast<std::ptrdiff_t>(new_footprint) - static_cast<std::ptrdiff_t>(old_footprint));
+            d.owners_capacity = capacity;
+            return errc::ok;
+        }
+        // Over the limit: give the room back (glibc shrinks in place) and refuse the slot, keeping
+        // the books exact whatever the heap did.
+        if (auto* back = static_cast<std::uint32_t*>(std::realloc(grown, old_capacity * sizeof(std::uint32_t))))
+            d.owners = back;
+        const std::size_t after = heap_footprint(d.owners);
+        if (after > old_footprint) {
+            budget_.charge(after - old_footprint);
+        } else {
+            budget_.uncharge(old_footprint - after);
+        }
+        add(state.owner_bytes, static_cast<std::ptrdiff_t>(after) - static_cast<std::ptrdiff_t>(old_footprint));
+        return errc::memory_limit;
     }
 
     static void push_free_slot(SpanDescriptor& d, std::uint32_t slot) noexcept {
@@ -373,6 +415,7 @@ private:
         const std::size_t footprint = heap_footprint(d.owners);
         std::free(d.owners);
         d.owners = nullptr;
+        d.owners_capacity = 0;
         budget_.uncharge(footprint);
         add(state.owner_bytes, -static_cast<std::ptrdiff_t>(footprint));
         add(state.spans, -1);

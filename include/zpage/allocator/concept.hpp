@@ -26,7 +26,9 @@ namespace zpage {
 enum class ObjectHandle : std::uint64_t { null = 0 };
 
 // Identifies an object's owner to ObjectOwners::relocate: a page index, a handle-table index.
+// Below max_owner_id: the allocator keeps a flag beside it.
 using OwnerId = std::uint32_t;
+inline constexpr OwnerId max_owner_id = 0x7FFF'FFFF;
 
 struct AllocatorConfig {
     // Account that committed memory is charged to, and whose limit allocation respects. nullptr:

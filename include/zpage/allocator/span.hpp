@@ -28,11 +28,14 @@ namespace zpage {
 // Guarded by the lock of the span's size class.
 struct SpanDescriptor {
     static constexpr std::uint32_t nil = 0xFFFF'FFFF;
-    // owners[slot]: handle index of the object in that slot, or free_owner | next free slot.
+    // owners[slot]: the OwnerId of the object in that slot, or free_owner | next free slot.
     static constexpr std::uint32_t free_owner = 0x8000'0000;
     static constexpr std::uint32_t slot_mask = 0x7FFF'FFFF;
 
-    std::uint32_t* owners = nullptr;  // objects_per_span entries, from malloc
+    // From malloc, grown as the bump pointer advances: a span that only ever holds a few objects
+    // (the last span of a sparse class) keeps a map of a few entries, not of objects_per_span.
+    std::uint32_t* owners = nullptr;
+    std::uint32_t owners_capacity = 0;
     std::uint32_t prev = nil;         // neighbours in the class's fullness list
     std::uint32_t next = nil;
     std::uint32_t live = 0;             // objects in the span
