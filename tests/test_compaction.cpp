@@ -87,3 +87,23 @@ TEST_CASE("compaction of an empty allocator does nothing") {
     CHECK(r.objects_moved == 0);
     CHECK(r.pages_freed == 0);
 }
+
+TEST_CASE("the handle table grows past many pages and stays whole") {
+    // Crosses several growth batches (the table is 8 B per handle), which must stay page-aligned.
+    zpage::MemoryBudget budget;
+    Allocator a({.budget = &budget});
+    Table table(a, budget, 1 << 20);
+    std::vector<zpage::StableHandle> handles;
+    for (int i = 0; i < 100000; ++i) {
+        const std::byte b{static_cast<unsigned char>(i)};
+        const auto h = table.allocate(std::span<const std::byte>(&b, 1));
+        REQUIRE(h);
+        handles.push_back(*h);
+    }
+    CHECK(table.memory_bytes() % 4096 == 0);
+    CHECK(table.memory_bytes() >= 100000 * 8);
+    for (int i = 0; i < 100000; i += 997)
+        CHECK(table.read(handles[static_cast<std::size_t>(i)], [&](std::span<const std::byte> s) {
+            return s[0] == std::byte{static_cast<unsigned char>(i)};
+        }));
+}

@@ -171,6 +171,7 @@ public:
             const CompactionResult r = compact_class(cls, owners);
             total.pages_freed += r.pages_freed;
             total.objects_moved += r.objects_moved;
+            total.bytes_moved += r.objects_moved * size_classes::classes[cls].object_bytes;
         }
         pages_compacted_.fetch_add(total.pages_freed, std::memory_order_relaxed);
         return total;

@@ -59,8 +59,9 @@ struct AllocatorStats {
 };
 
 struct CompactionResult {
-    std::size_t pages_freed = 0;
+    std::size_t pages_freed = 0;    // net of pages populated to take moved objects
     std::size_t objects_moved = 0;
+    std::size_t bytes_moved = 0;    // size-class bytes copied
 };
 
 // The owners compact() moves objects through. relocate(owner, from, to, copy) must, under the

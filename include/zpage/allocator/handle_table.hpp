@@ -164,7 +164,8 @@ private:
             // Batches grow with the table (1/8 of it, 1 to 16 pages).
             const std::size_t batch =
                 std::clamp<std::size_t>(committed_bytes_ / 8, detail::os::page_bytes, 16 * detail::os::page_bytes);
-            const std::size_t target = std::min(reserved_bytes_, std::max(needed, committed_bytes_ + batch));
+            // Whole pages: madvise refuses a range that does not start on a page boundary.
+            const std::size_t target = std::min(reserved_bytes_, round_up_page(std::max(needed, committed_bytes_ + batch)));
             const std::size_t grow = target - committed_bytes_;
             if (!budget_.try_charge(grow)) return errc::memory_limit;
             if (!detail::os::populate(reinterpret_cast<std::byte*>(words_) + committed_bytes_, grow)) {
