@@ -1,0 +1,170 @@
+// zpage-bench: one input through one codec in a zpage::CompressedPageStore.
+//
+// Every page is stored into a fresh store (the pages split among the threads, storing at once),
+// then every page is loaded (the same split) and, in a separate untimed pass, compared with what
+// was stored. Throughput is the aggregate over wall-clock time; each store and load is also timed
+// on its own for the latency percentiles.
+#pragma once
+
+#include <zpage/zpage.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "codec_spec.hpp"
+#include "types.hpp"
+
+namespace zpage_bench {
+
+namespace detail {
+
+using Clock = std::chrono::steady_clock;
+
+// Per-page latencies of every thread, merged; percentile p in [0, 1].
+inline double percentile_us(std::vector<double>& samples, double p) {
+    if (samples.empty()) return 0;
+    const auto k = static_cast<std::size_t>(p * static_cast<double>(samples.size() - 1));
+    std::nth_element(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(k), samples.end());
+    return samples[k];
+}
+
+inline double mib_per_s(std::size_t bytes, Clock::duration elapsed) {
+    const double seconds = std::chrono::duration<double>(elapsed).count();
+    return seconds <= 0 ? 0 : static_cast<double>(bytes) / (1024.0 * 1024.0) / seconds;
+}
+
+// Runs body(thread, first, last) on `threads` threads over [0, pages), all starting together;
+// returns the wall-clock time from the start to the last one done.
+template <class Body>
+Clock::duration run_split(std::size_t pages, unsigned threads, Body&& body) {
+    std::atomic<unsigned> ready{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> workers;
+    for (unsigned t = 0; t < threads; ++t) {
+        workers.emplace_back([&, t] {
+            const std::size_t first = pages * t / threads;
+            const std::size_t last = pages * (t + 1) / threads;
+            ready.fetch_add(1);
+            while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+            body(t, first, last);
+        });
+    }
+    while (ready.load() != threads) std::this_thread::yield();
+    const auto start = Clock::now();
+    go.store(true, std::memory_order_release);
+    for (auto& w : workers) w.join();
+    return Clock::now() - start;
+}
+
+template <class Store>
+RunResult run_store(const PageSet& input, typename Store::compressor_type codec, const std::string& algo,
+                    unsigned threads, const Progress& progress) {
+    constexpr std::size_t page_size = Store::page_size;
+    using PageView = std::span<const std::byte, page_size>;
+    const std::size_t pages = input.pages();
+    Store store(pages, std::move(codec));
+
+    RunResult r;
+    r.input = input.name;
+    r.engine = "zpage";
+    r.algo = algo;
+    r.threads = threads;
+    r.pages = pages;
+
+    std::vector<std::vector<double>> store_us(threads), load_us(threads);
+    std::atomic<bool> failed{false};
+    constexpr std::size_t progress_step = 256;
+    std::atomic<std::size_t> reported{0};
+    auto tick = [&](std::size_t done_in_range) {
+        if (progress && done_in_range % progress_step == 0) {
+            reported.fetch_add(progress_step);
+            progress(progress_step);
+        }
+    };
+    const auto store_time = run_split(pages, threads, [&](unsigned t, std::size_t first, std::size_t last) {
+        store_us[t].reserve(last - first);
+        for (std::size_t i = first; i < last; ++i) {
+            const auto begin = Clock::now();
+            const zpage::Status st = store.store(i, PageView(input.page(i).data(), page_size));
+            store_us[t].push_back(std::chrono::duration<double, std::micro>(Clock::now() - begin).count());
+            if (!st) failed.store(true);
+            tick(i - first + 1);
+        }
+    });
+    const zpage::Stats stats = store.stats();
+
+    const auto load_time = run_split(pages, threads, [&](unsigned t, std::size_t first, std::size_t last) {
+        std::vector<std::byte> out(page_size);
+        load_us[t].reserve(last - first);
+        for (std::size_t i = first; i < last; ++i) {
+            const auto begin = Clock::now();
+            const zpage::Status st = store.load(i, std::span<std::byte, page_size>(out.data(), page_size));
+            load_us[t].push_back(std::chrono::duration<double, std::micro>(Clock::now() - begin).count());
+            if (!st) failed.store(true);
+            tick(i - first + 1);
+        }
+    });
+    if (progress) progress(2 * pages - reported.load());  // what the steps left over
+
+    bool verified = !failed.load();
+    std::vector<std::byte> out(page_size);
+    for (std::size_t i = 0; i < pages && verified; ++i) {
+        verified = store.load(i, std::span<std::byte, page_size>(out.data(), page_size)) &&
+                   std::memcmp(out.data(), input.page(i).data(), page_size) == 0;
+    }
+
+    std::vector<double> all_store, all_load;
+    for (auto& v : store_us) all_store.insert(all_store.end(), v.begin(), v.end());
+    for (auto& v : load_us) all_load.insert(all_load.end(), v.begin(), v.end());
+    r.orig_bytes = stats.orig_data_size;
+    r.compr_bytes = stats.compr_data_size;
+    r.mem_used_bytes = stats.mem_used_total;
+    r.same_pages = stats.same_pages;
+    r.huge_pages = stats.huge_pages;
+    r.store_mib_s = mib_per_s(pages * page_size, store_time);
+    r.load_mib_s = mib_per_s(pages * page_size, load_time);
+    r.store_p50_us = percentile_us(all_store, 0.50);
+    r.store_p99_us = percentile_us(all_store, 0.99);
+    r.load_p50_us = percentile_us(all_load, 0.50);
+    r.load_p99_us = percentile_us(all_load, 0.99);
+    r.verified = verified;
+    return r;
+}
+
+template <std::size_t PageSize>
+RunResult run_zpage_sized(const PageSet& input, const CodecSpec& spec, unsigned threads, const Progress& progress) {
+    using zpage::CompressedPageStore;
+    using zpage::TraitsFor;
+    switch (spec.family) {
+    case CodecFamily::lz4:
+        return run_store<CompressedPageStore<TraitsFor<zpage::Lz4, PageSize>>>(input, zpage::Lz4{spec.param}, spec.name,
+                                                                               threads, progress);
+    case CodecFamily::lz4hc:
+        return run_store<CompressedPageStore<TraitsFor<zpage::Lz4hc, PageSize>>>(input, zpage::Lz4hc{spec.param},
+                                                                                 spec.name, threads, progress);
+    case CodecFamily::zstd:
+        return run_store<CompressedPageStore<TraitsFor<zpage::Zstd, PageSize>>>(input, zpage::Zstd{spec.param},
+                                                                                spec.name, threads, progress);
+    case CodecFamily::identity:
+        return run_store<CompressedPageStore<TraitsFor<zpage::Identity, PageSize>>>(input, zpage::Identity{}, spec.name,
+                                                                                    threads, progress);
+    case CodecFamily::kernel_only: break;
+    }
+    throw BadInput(spec.name + " runs on the kernel side only");
+}
+
+}  // namespace detail
+
+// Page sizes zpage-bench offers (each is a compile-time store configuration).
+inline constexpr std::size_t supported_page_sizes[] = {4096, 16384};
+
+inline RunResult run_zpage(const PageSet& input, const CodecSpec& spec, unsigned threads, const Progress& progress) {
+    if (input.page_size == 16384) return detail::run_zpage_sized<16384>(input, spec, threads, progress);
+    return detail::run_zpage_sized<4096>(input, spec, threads, progress);
+}
+
+}  // namespace zpage_bench

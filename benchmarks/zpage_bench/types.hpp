@@ -1,0 +1,65 @@
+// zpage-bench: the types every part of the tool shares.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace zpage_bench {
+
+// Input the user got wrong, or a resource the tool cannot use: main prints "zpage-bench: " and
+// the message (one line) and exits with status 2.
+struct BadInput : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// A named run of whole pages held in memory.
+struct PageSet {
+    std::string name;        // what the reports call it: a file's base name, "pid 1234", "default-heap"
+    std::size_t page_size = 4096;
+    std::vector<std::byte> bytes;  // pages() * page_size bytes
+
+    [[nodiscard]] std::size_t pages() const { return bytes.size() / page_size; }
+    [[nodiscard]] std::span<const std::byte> page(std::size_t i) const {
+        return {bytes.data() + i * page_size, page_size};
+    }
+    // Page i as a store takes it; N must be page_size.
+    template <std::size_t N>
+    [[nodiscard]] std::span<const std::byte, N> page_view(std::size_t i) const {
+        return std::span<const std::byte, N>(bytes.data() + i * N, N);
+    }
+};
+
+// One row of the report: one input through one codec on one engine.
+struct RunResult {
+    std::string input;
+    std::string engine;  // "zpage" or "kernel-zram"
+    std::string algo;    // the name the user gave, e.g. "lz4", "zstd-3", "lzo-rle"
+    unsigned threads = 1;
+    std::size_t pages = 0;
+    std::uint64_t orig_bytes = 0;
+    std::uint64_t compr_bytes = 0;
+    std::uint64_t mem_used_bytes = 0;
+    std::uint64_t same_pages = 0;
+    std::uint64_t huge_pages = 0;
+    double store_mib_s = 0;  // aggregate over threads, against wall-clock time
+    double load_mib_s = 0;
+    double store_p50_us = 0;  // per page
+    double store_p99_us = 0;
+    double load_p50_us = 0;
+    double load_p99_us = 0;
+    bool verified = false;  // every page read back equal to what was stored
+
+    [[nodiscard]] double ratio() const {
+        return mem_used_bytes == 0 ? 0.0 : static_cast<double>(orig_bytes) / static_cast<double>(mem_used_bytes);
+    }
+};
+
+// Called with the number of pages just processed; drives the progress bar. May be empty.
+using Progress = std::function<void(std::size_t)>;
+
+}  // namespace zpage_bench

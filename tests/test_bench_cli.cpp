@@ -1,0 +1,266 @@
+// zpage-bench as its users run it: the JSON lines' exact shape, one clear line and exit status 2
+// for each kind of bad input, and a --pid snapshot of a live child process round-tripped.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "fixtures.hpp"
+
+#ifndef ZPAGE_BENCH_PATH
+#error "ZPAGE_BENCH_PATH must name the zpage-bench binary"
+#endif
+
+namespace {
+
+struct Outcome {
+    int status = -1;
+    std::string out;
+    std::string err;
+};
+
+// Runs zpage-bench with `args` (shell-quoted by the caller), capturing stdout and stderr.
+Outcome run_bench(const std::string& args) {
+    char err_path[] = "/tmp/zpage-bench-err-XXXXXX";
+    const int err_fd = ::mkstemp(err_path);
+    REQUIRE(err_fd >= 0);
+    ::close(err_fd);
+    const std::string command = std::string(ZPAGE_BENCH_PATH) + " " + args + " 2>" + err_path;
+    Outcome o;
+    FILE* pipe = ::popen(command.c_str(), "r");
+    REQUIRE(pipe != nullptr);
+    char buf[4096];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, pipe)) > 0;) o.out.append(buf, n);
+    const int raw = ::pclose(pipe);
+    o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+    std::ifstream err(err_path);
+    o.err.assign(std::istreambuf_iterator<char>(err), {});
+    ::unlink(err_path);
+    return o;
+}
+
+std::vector<std::string> lines(const std::string& text) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    for (std::size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1)
+        out.push_back(text.substr(start, nl - start));
+    if (start < text.size()) out.push_back(text.substr(start));
+    return out;
+}
+
+// The keys of a flat JSON object, in order, with each value's kind: 's' string, 'n' number,
+// 'b' boolean. Empty when the line is not such an object.
+std::vector<std::pair<std::string, char>> json_fields(const std::string& line) {
+    std::vector<std::pair<std::string, char>> fields;
+    if (line.size() < 2 || line.front() != '{' || line.back() != '}') return {};
+    std::size_t i = 1;
+    while (i < line.size() - 1) {
+        if (line[i] != '"') return {};
+        const std::size_t key_end = line.find('"', i + 1);
+        if (key_end == std::string::npos || line[key_end + 1] != ':') return {};
+        std::string key = line.substr(i + 1, key_end - i - 1);
+        i = key_end + 2;
+        char kind;
+        if (line[i] == '"') {
+            std::size_t j = i + 1;
+            while (j < line.size() && line[j] != '"') j += line[j] == '\\' ? 2 : 1;
+            kind = 's';
+            i = j + 1;
+        } else if (line.compare(i, 4, "true") == 0 || line.compare(i, 5, "false") == 0) {
+            kind = 'b';
+            i += line[i] == 't' ? 4 : 5;
+        } else {
+            const std::size_t j = line.find_first_not_of("-0123456789.eE+", i);
+            if (j == i) return {};
+            kind = 'n';
+            i = j;
+        }
+        fields.emplace_back(std::move(key), kind);
+        if (line[i] == ',') ++i;
+    }
+    return fields;
+}
+
+std::string json_value(const std::string& line, const std::string& key) {
+    const std::string tag = "\"" + key + "\":";
+    const std::size_t at = line.find(tag);
+    if (at == std::string::npos) return {};
+    const std::size_t start = at + tag.size();
+    const std::size_t end = line.find_first_of(",}", line[start] == '"' ? line.find('"', start + 1) : start);
+    std::string v = line.substr(start, end - start);
+    if (!v.empty() && v.front() == '"') v = v.substr(1, v.size() - 2);
+    return v;
+}
+
+// A temporary file of `pages` real (or realistic) pages, plus `extra` stray bytes.
+struct TempPages {
+    std::string path;
+    TempPages(std::size_t pages, std::size_t extra, const char* suffix = ".pages") {
+        char name[] = "/tmp/zpage-bench-input-XXXXXX";
+        const int fd = ::mkstemp(name);
+        REQUIRE(fd >= 0);
+        ::close(fd);
+        ::unlink(name);
+        path = std::string(name) + suffix;
+        std::ofstream f(path, std::ios::binary);
+        zpage_test::PageSource source(99);
+        for (std::size_t i = 0; i < pages; ++i) {
+            const auto page = source.next();
+            f.write(reinterpret_cast<const char*>(page.data()), static_cast<std::streamsize>(page.size()));
+        }
+        for (std::size_t i = 0; i < extra; ++i) f.put('x');
+    }
+    ~TempPages() { ::unlink(path.c_str()); }
+};
+
+void expect_bad_input(const std::string& args, const std::string& says) {
+    const Outcome o = run_bench(args);
+    INFO("zpage-bench " << args << "\nstderr: " << o.err);
+    CHECK(o.status == 2);
+    const auto err_lines = lines(o.err);
+    REQUIRE(err_lines.size() == 1);
+    CHECK(err_lines[0].rfind("zpage-bench: ", 0) == 0);
+    CHECK(err_lines[0].find(says) != std::string::npos);
+}
+
+const std::vector<std::string> documented_fields = {
+    "input",        "engine",         "algo",        "threads",     "pages",       "orig_bytes",
+    "compr_bytes",  "mem_used_bytes", "same_pages",  "huge_pages",  "store_mib_s", "load_mib_s",
+    "store_p50_us", "store_p99_us",   "load_p50_us", "load_p99_us", "verified"};
+
+}  // namespace
+
+TEST_CASE("--json prints one object per result with exactly the documented fields") {
+    TempPages input(300, 0);
+    const Outcome o = run_bench("--json --algo lz4,zstd-1,identity --threads 2 " + input.path);
+    INFO("stderr: " << o.err);
+    REQUIRE(o.status == 0);
+    const auto out = lines(o.out);
+    REQUIRE(out.size() == 3);
+    for (const std::string& line : out) {
+        const auto fields = json_fields(line);
+        REQUIRE(fields.size() == documented_fields.size());
+        for (std::size_t i = 0; i < fields.size(); ++i) {
+            CHECK(fields[i].first == documented_fields[i]);
+            const char want = i < 3 ? 's' : (i == fields.size() - 1 ? 'b' : 'n');
+            CHECK(fields[i].second == want);
+        }
+        CHECK(json_value(line, "engine") == "zpage");
+        CHECK(json_value(line, "threads") == "2");
+        CHECK(json_value(line, "pages") == "300");
+        CHECK(json_value(line, "orig_bytes") == std::to_string(300 * 4096));
+        CHECK(json_value(line, "verified") == "true");
+    }
+    CHECK(json_value(out[0], "algo") == "lz4");
+    CHECK(json_value(out[1], "algo") == "zstd-1");
+    CHECK(json_value(out[2], "algo") == "identity");
+}
+
+TEST_CASE("the table names every codec and the verification") {
+    TempPages input(64, 0);
+    const Outcome o = run_bench("--algo lz4hc-4,zstd--3 " + input.path);
+    REQUIRE(o.status == 0);
+    CHECK(o.out.find("lz4hc-4") != std::string::npos);
+    CHECK(o.out.find("zstd--3") != std::string::npos);
+    CHECK(o.out.find("yes") != std::string::npos);
+    CHECK(o.err.empty());  // no progress bar when stderr is not a terminal
+}
+
+TEST_CASE("a file that is not a whole number of pages is refused, or its tail dropped on request") {
+    TempPages input(10, 1234);
+    expect_bad_input("--algo lz4 " + input.path, "1234 bytes left over");
+    expect_bad_input("--algo lz4 " + input.path, "--ignore-tail");
+    const Outcome o = run_bench("--json --algo lz4 --ignore-tail " + input.path);
+    CHECK(o.status == 0);
+    CHECK(json_value(o.out, "pages") == "10");
+}
+
+TEST_CASE("missing and unreadable inputs are refused with one line") {
+    expect_bad_input("--algo lz4 /nonexistent/zpage-bench-input.pages", "/nonexistent/zpage-bench-input.pages");
+    expect_bad_input("--algo lz4 /tmp", "/tmp: is a directory");
+    TempPages corrupt(4, 0, ".pages.zst");  // not zstd data
+    expect_bad_input("--algo lz4 " + corrupt.path, corrupt.path);
+}
+
+TEST_CASE("a PID that does not exist or has no memory of its own is refused") {
+    pid_t unused = 4'000'000;
+    while (::kill(unused, 0) == 0 || errno != ESRCH) ++unused;
+    expect_bad_input("--pid " + std::to_string(unused), "no process with PID " + std::to_string(unused));
+    expect_bad_input("--pid 2", "kernel thread");  // kthreadd: no user memory to read
+    expect_bad_input("--pid nope", "--pid");
+}
+
+TEST_CASE("unknown codecs and bad options are refused with one line") {
+    TempPages input(4, 0);
+    expect_bad_input("--algo lz5 " + input.path, "unknown codec 'lz5'");
+    expect_bad_input("--algo zstd-99 " + input.path, "zstd-99");
+    expect_bad_input("--threads 0 " + input.path, "--threads");
+    expect_bad_input("--page-size 8192 " + input.path, "--page-size");
+    expect_bad_input("--frobnicate " + input.path, "--frobnicate");
+}
+
+TEST_CASE("a --pid snapshot of a live child process round-trips") {
+    int ready[2];
+    REQUIRE(::pipe(ready) == 0);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        // A few MiB of heap with a recognisable pattern, then wait to be read.
+        std::vector<std::uint64_t> heap(1 << 19);
+        for (std::size_t i = 0; i < heap.size(); ++i) heap[i] = i * 0x9E3779B97F4A7C15ULL >> (i % 17);
+        const char go = 1;
+        static_cast<void>(::write(ready[1], &go, 1));
+        ::pause();
+        ::_exit(0);
+    }
+    ::close(ready[1]);
+    char go = 0;
+    REQUIRE(::read(ready[0], &go, 1) == 1);
+    ::close(ready[0]);
+    const Outcome o = run_bench("--json --algo lz4,zstd-3 --pid " + std::to_string(child));
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    INFO("stderr: " << o.err);
+    REQUIRE(o.status == 0);
+    const auto out = lines(o.out);
+    REQUIRE(out.size() == 2);
+    for (const std::string& line : out) {
+        CHECK(json_value(line, "verified") == "true");
+        CHECK(std::stoul(json_value(line, "pages")) >= (4u << 20) / 4096);  // the heap at least
+        CHECK(json_value(line, "input").find(std::to_string(child)) != std::string::npos);
+    }
+}
+
+TEST_CASE("an occupied zram device stops a --kernel run; --kernel=auto carries on") {
+    if (::geteuid() != 0 || ::access("/sys/block/zram0/disksize", W_OK) != 0) {
+        MESSAGE("skipped: needs root and /sys/block/zram0");
+        return;
+    }
+    std::ifstream size_file("/sys/block/zram0/disksize");
+    std::string size;
+    size_file >> size;
+    if (size != "0") {
+        MESSAGE("skipped: zram0 is in use by this machine; leaving it alone");
+        return;
+    }
+    {
+        std::ofstream occupy("/sys/block/zram0/disksize");
+        occupy << (1 << 20);
+    }
+    TempPages input(8, 0);
+    const Outcome strict = run_bench("--kernel --algo lz4 " + input.path);
+    const Outcome relaxed = run_bench("--kernel=auto --json --algo lz4 " + input.path);
+    {
+        std::ofstream reset("/sys/block/zram0/reset");
+        reset << 1;
+    }
+    CHECK(strict.status == 2);
+    CHECK(strict.err.find("zram0") != std::string::npos);
+    CHECK(relaxed.status == 0);
+    CHECK(lines(relaxed.out).size() == 1);
+}
