@@ -17,7 +17,7 @@ void BM_Overhead(benchmark::State& state) {
     const auto& set = zpage_bench::page_sets()[static_cast<std::size_t>(state.range(0))];
     for (auto _ : state) {
         Store store(set.pages());
-        for (std::size_t i = 0; i < set.pages(); ++i) static_cast<void>(store.store(i, set.page(i)));
+        for (std::size_t i = 0; i < set.pages(); ++i) static_cast<void>(store.store(i, set.page_view<4096>(i)));
         const zpage::Stats filled = store.stats();
         std::mt19937_64 rng(1);
         for (std::size_t i = 0; i < set.pages(); ++i)

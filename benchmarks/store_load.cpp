@@ -100,9 +100,9 @@ template <class Store>
 void BM_Store(benchmark::State& state) {
     const auto& set = page_sets()[static_cast<std::size_t>(state.range(0))];
     Store store(set.pages());
-    for (std::size_t i = 0; i < set.pages(); ++i) static_cast<void>(store.store(i, set.page(i)));
+    for (std::size_t i = 0; i < set.pages(); ++i) static_cast<void>(store.store(i, set.page_view<4096>(i)));
     for (auto _ : state) {
-        for (std::size_t i = 0; i < set.pages(); ++i) benchmark::DoNotOptimize(store.store(i, set.page(i)).ok());
+        for (std::size_t i = 0; i < set.pages(); ++i) benchmark::DoNotOptimize(store.store(i, set.page_view<4096>(i)).ok());
     }
     set_bytes(state, set.pages());
     report(state, store, set);
@@ -116,7 +116,7 @@ void BM_StoreColdFill(benchmark::State& state) {
         {
             Store store(set.pages());
             state.ResumeTiming();
-            for (std::size_t i = 0; i < set.pages(); ++i) benchmark::DoNotOptimize(store.store(i, set.page(i)).ok());
+            for (std::size_t i = 0; i < set.pages(); ++i) benchmark::DoNotOptimize(store.store(i, set.page_view<4096>(i)).ok());
             state.PauseTiming();
             report(state, store, set);
         }
@@ -129,7 +129,7 @@ template <class Store>
 void BM_Load(benchmark::State& state) {
     const auto& set = page_sets()[static_cast<std::size_t>(state.range(0))];
     Store store(set.pages());
-    for (std::size_t i = 0; i < set.pages(); ++i) static_cast<void>(store.store(i, set.page(i)));
+    for (std::size_t i = 0; i < set.pages(); ++i) static_cast<void>(store.store(i, set.page_view<4096>(i)));
     std::array<std::byte, 4096> out{};
     for (auto _ : state) {
         for (std::size_t i = 0; i < set.pages(); ++i) benchmark::DoNotOptimize(store.load(i, out).ok());

@@ -21,7 +21,7 @@ std::unique_ptr<zpage::Lz4Store> shared_store;
 
 void fill(const benchmark::State&) {
     shared_store = std::make_unique<zpage::Lz4Store>(pages().pages());
-    for (std::size_t i = 0; i < pages().pages(); ++i) static_cast<void>(shared_store->store(i, pages().page(i)));
+    for (std::size_t i = 0; i < pages().pages(); ++i) static_cast<void>(shared_store->store(i, pages().page_view<4096>(i)));
 }
 void drop(const benchmark::State&) { shared_store.reset(); }
 
@@ -35,7 +35,7 @@ std::pair<std::size_t, std::size_t> share(const benchmark::State& state) {
 void BM_StoreThreads(benchmark::State& state) {
     const auto [first, last] = share(state);
     for (auto _ : state) {
-        for (std::size_t i = first; i < last; ++i) benchmark::DoNotOptimize(shared_store->store(i, pages().page(i)).ok());
+        for (std::size_t i = first; i < last; ++i) benchmark::DoNotOptimize(shared_store->store(i, pages().page_view<4096>(i)).ok());
     }
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * (last - first) * 4096));
 }
