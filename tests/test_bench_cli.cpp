@@ -161,6 +161,15 @@ TEST_CASE("--json prints one object per result with exactly the documented field
     CHECK(json_value(out[2], "algo") == "identity");
 }
 
+TEST_CASE("--steady times stores over pages already stored, and still verifies") {
+    TempPages input(200, 0);
+    const Outcome o = run_bench("--steady --json --algo lz4 " + input.path);
+    REQUIRE(o.status == 0);
+    REQUIRE(lines(o.out).size() == 1);
+    CHECK(json_value(o.out, "verified") == "true");
+    CHECK(json_value(o.out, "orig_bytes") == std::to_string(200 * 4096));
+}
+
 TEST_CASE("the table names every codec and the verification") {
     TempPages input(64, 0);
     const Outcome o = run_bench("--algo lz4hc-4,zstd--3 " + input.path);

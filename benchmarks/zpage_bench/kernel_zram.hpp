@@ -334,9 +334,11 @@ inline MmStat read_mm_stat() {
 // Stores the pages in the kernel's zram with kernel_algorithm (and level, through
 // algorithm_params), reads them back and checks them, and reports as a RunResult labelled
 // label_algo. The device is reset before and after, on every path. progress hears of the pages
-// written, then of the pages read.
+// written, then of the pages read. With `steady`, the pages are written once before the timed
+// write, so that it replaces pages already stored, as a device in use does.
 inline RunResult run_kernel_zram(const PageSet& pages, const std::string& kernel_algorithm, std::optional<int> level,
-                                 const std::string& label_algo, unsigned threads, const Progress& progress) {
+                                 const std::string& label_algo, unsigned threads, const Progress& progress,
+                                 bool steady = false) {
     if (pages.pages() == 0) throw BadInput("kernel zram: no pages to store");
     // zram's logical block is 4 KiB whatever the kernel's page size; O_DIRECT requests must be
     // whole blocks.
@@ -384,6 +386,7 @@ inline RunResult run_kernel_zram(const PageSet& pages, const std::string& kernel
     // are the kernel's work alone; the same buffer takes the pages read back.
     const detail::AlignedBuffer buffer(total_bytes);
     std::memcpy(buffer.data(), pages.bytes.data(), total_bytes);
+    if (steady) detail::transfer(true, device.get(), buffer.data(), total_bytes, pages.page_size, threads, progress);
     const detail::PhaseTiming stored =
         detail::transfer(true, device.get(), buffer.data(), total_bytes, pages.page_size, threads, progress);
     const detail::MmStat stat = detail::read_mm_stat();

@@ -43,6 +43,9 @@ options
                      (default: lz4,lz4hc-9,zstd-1,zstd-3, plus lzo-rle with --kernel)
   --threads N        split the pages among N threads storing, then loading, at once (default 1)
   --page-size N      4096 (default) or 16384
+  --steady           time stores that replace pages already stored (an untimed pass stores them
+                     first), on both engines: a store in use rather than a fresh one, whose
+                     memory the OS has yet to map page by page
   --kernel           also run every codec the kernel has through /dev/zram0 (root, device unused)
   --kernel=auto      the same, but an occupied device is a note instead of an error
   --json             one JSON object per result on stdout instead of the table
@@ -63,6 +66,7 @@ struct Options {
     std::size_t page_size = 4096;
     KernelMode kernel = KernelMode::off;
     bool json = false;
+    bool steady = false;
     std::optional<std::string> plot;
 };
 
@@ -104,6 +108,8 @@ std::optional<Options> parse_options(int argc, char** argv) {
             o.kernel = KernelMode::automatic;
         } else if (arg == "--json") {
             o.json = true;
+        } else if (arg == "--steady") {
+            o.steady = true;
         } else if (arg == "--plot") {
             o.plot = std::string(value());
         } else if (arg == "--ignore-tail") {
@@ -149,18 +155,19 @@ int run(int argc, char** argv) {
     std::vector<Job> jobs;
     std::vector<Unavailable> unavailable;
     std::size_t units = 0;
+    const std::size_t passes = o.steady ? 3 : 2;  // stores (twice with --steady), then loads
     for (const PageSet& input : inputs) {
         for (const CodecSpec& spec : specs) {
             if (spec.runs_on_zpage()) {
                 jobs.push_back({&input, &spec, false});
-                units += 2 * input.pages();
+                units += passes * input.pages();
             }
             if (!with_kernel) continue;
             const std::optional<std::string> name = spec.kernel_name();
             if (name && std::find(kernel.algorithms.begin(), kernel.algorithms.end(), *name) != kernel.algorithms.end() &&
                 (!spec.kernel_level() || kernel.has_algorithm_params)) {
                 jobs.push_back({&input, &spec, true});
-                units += 2 * input.pages();
+                units += passes * input.pages();
             } else {
                 std::string offered;
                 for (const auto& a : kernel.algorithms) offered += (offered.empty() ? "" : ", ") + a;
@@ -181,8 +188,8 @@ int run(int argc, char** argv) {
     for (const Job& job : jobs) {
         bar.set_label(job.input->name + " " + (job.kernel ? "kernel-zram " : "zpage ") + job.spec->name);
         RunResult r = job.kernel ? run_kernel_zram(*job.input, *job.spec->kernel_name(), job.spec->kernel_level(),
-                                                   job.spec->name, o.threads, progress)
-                                 : run_zpage(*job.input, *job.spec, o.threads, progress);
+                                                   job.spec->name, o.threads, progress, o.steady)
+                                 : run_zpage(*job.input, *job.spec, o.threads, progress, o.steady);
         if (o.json) {
             bar.finish();
             print_json(stdout, r);

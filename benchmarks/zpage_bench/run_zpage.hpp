@@ -3,7 +3,8 @@
 // Every page is stored into a fresh store (the pages split among the threads, storing at once),
 // then every page is loaded (the same split) and, in a separate untimed pass, compared with what
 // was stored. Throughput is the aggregate over wall-clock time; each store and load is also timed
-// on its own for the latency percentiles.
+// on its own for the latency percentiles. With `steady`, an untimed pass stores every page first,
+// so that the timed stores replace pages already stored: a store in use, its memory populated.
 #pragma once
 
 #include <zpage/zpage.hpp>
@@ -62,7 +63,7 @@ Clock::duration run_split(std::size_t pages, unsigned threads, Body&& body) {
 
 template <class Store>
 RunResult run_store(const PageSet& input, typename Store::compressor_type codec, const std::string& algo,
-                    unsigned threads, const Progress& progress) {
+                    unsigned threads, const Progress& progress, bool steady) {
     constexpr std::size_t page_size = Store::page_size;
     using PageView = std::span<const std::byte, page_size>;
     const std::size_t pages = input.pages();
@@ -85,6 +86,14 @@ RunResult run_store(const PageSet& input, typename Store::compressor_type codec,
             progress(progress_step);
         }
     };
+    if (steady) {
+        run_split(pages, threads, [&](unsigned, std::size_t first, std::size_t last) {
+            for (std::size_t i = first; i < last; ++i) {
+                if (!store.store(i, PageView(input.page(i).data(), page_size))) failed.store(true);
+                tick(i - first + 1);
+            }
+        });
+    }
     const auto store_time = run_split(pages, threads, [&](unsigned t, std::size_t first, std::size_t last) {
         store_us[t].reserve(last - first);
         for (std::size_t i = first; i < last; ++i) {
@@ -108,7 +117,7 @@ RunResult run_store(const PageSet& input, typename Store::compressor_type codec,
             tick(i - first + 1);
         }
     });
-    if (progress) progress(2 * pages - reported.load());  // what the steps left over
+    if (progress) progress((steady ? 3 : 2) * pages - reported.load());  // what the steps left over
 
     bool verified = !failed.load();
     std::vector<std::byte> out(page_size);
@@ -136,22 +145,23 @@ RunResult run_store(const PageSet& input, typename Store::compressor_type codec,
 }
 
 template <std::size_t PageSize>
-RunResult run_zpage_sized(const PageSet& input, const CodecSpec& spec, unsigned threads, const Progress& progress) {
+RunResult run_zpage_sized(const PageSet& input, const CodecSpec& spec, unsigned threads, const Progress& progress,
+                          bool steady) {
     using zpage::CompressedPageStore;
     using zpage::TraitsFor;
     switch (spec.family) {
     case CodecFamily::lz4:
         return run_store<CompressedPageStore<TraitsFor<zpage::Lz4, PageSize>>>(input, zpage::Lz4{spec.param}, spec.name,
-                                                                               threads, progress);
+                                                                               threads, progress, steady);
     case CodecFamily::lz4hc:
         return run_store<CompressedPageStore<TraitsFor<zpage::Lz4hc, PageSize>>>(input, zpage::Lz4hc{spec.param},
-                                                                                 spec.name, threads, progress);
+                                                                                 spec.name, threads, progress, steady);
     case CodecFamily::zstd:
         return run_store<CompressedPageStore<TraitsFor<zpage::Zstd, PageSize>>>(input, zpage::Zstd{spec.param},
-                                                                                spec.name, threads, progress);
+                                                                                spec.name, threads, progress, steady);
     case CodecFamily::identity:
         return run_store<CompressedPageStore<TraitsFor<zpage::Identity, PageSize>>>(input, zpage::Identity{}, spec.name,
-                                                                                    threads, progress);
+                                                                                    threads, progress, steady);
     case CodecFamily::kernel_only: break;
     }
     throw BadInput(spec.name + " runs on the kernel side only");
@@ -162,9 +172,10 @@ RunResult run_zpage_sized(const PageSet& input, const CodecSpec& spec, unsigned 
 // Page sizes zpage-bench offers (each is a compile-time store configuration).
 inline constexpr std::size_t supported_page_sizes[] = {4096, 16384};
 
-inline RunResult run_zpage(const PageSet& input, const CodecSpec& spec, unsigned threads, const Progress& progress) {
-    if (input.page_size == 16384) return detail::run_zpage_sized<16384>(input, spec, threads, progress);
-    return detail::run_zpage_sized<4096>(input, spec, threads, progress);
+inline RunResult run_zpage(const PageSet& input, const CodecSpec& spec, unsigned threads, const Progress& progress,
+                           bool steady) {
+    if (input.page_size == 16384) return detail::run_zpage_sized<16384>(input, spec, threads, progress, steady);
+    return detail::run_zpage_sized<4096>(input, spec, threads, progress, steady);
 }
 
 }  // namespace zpage_bench
