@@ -6,20 +6,16 @@
 #include <chrono>
 #include <sstream>
 
+#include "bench_fixtures.hpp"
 #include "fixtures.hpp"
 
 namespace {
+using zpage_test::open_fds;
 
 // True when this process has no child at all, running or zombie.
 bool no_children() {
     int status = 0;
     return ::waitpid(-1, &status, WNOHANG) < 0 && errno == ECHILD;
-}
-
-std::size_t open_fds() {
-    std::size_t n = 0;
-    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
-    return n;
 }
 
 std::vector<std::string> lines_of(const std::string& text) {

@@ -4,9 +4,12 @@
 
 #include <fstream>
 
+#include "bench_fixtures.hpp"
 #include "fixtures.hpp"
 
 namespace {
+using zpage_test::bad_input_message;
+using zpage_test::open_fds;
 
 using zpage_bench::BadInput;
 using zpage_bench::read_page_file;
@@ -67,22 +70,6 @@ std::vector<std::byte> zstd_streamed(std::span<const std::byte> raw) {
     out.resize(output.pos);
     REQUIRE(ZSTD_getFrameContentSize(out.data(), out.size()) == ZSTD_CONTENTSIZE_UNKNOWN);
     return out;
-}
-
-template <class F>
-std::string bad_input_message(F&& f) {
-    try {
-        f();
-    } catch (const BadInput& e) {
-        return e.what();
-    }
-    return "(no BadInput)";
-}
-
-std::size_t open_fds() {
-    std::size_t n = 0;
-    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
-    return n;
 }
 
 }  // namespace

@@ -3,9 +3,11 @@
 // mm_stat figures, and the device is left reset whatever happens; a device in use is left alone.
 #include "../benchmarks/zpage_bench/kernel_zram.hpp"
 
+#include "bench_fixtures.hpp"
 #include "fixtures.hpp"
 
 namespace {
+using zpage_test::bad_input_message;
 
 using zpage_bench::BadInput;
 using zpage_bench::KernelProbe;
@@ -28,16 +30,6 @@ zpage_bench::PageSet real_pages(std::size_t count) {
         set.bytes.insert(set.bytes.end(), page.begin(), page.end());
     }
     return set;
-}
-
-template <class F>
-std::string bad_input_message(F&& f) {
-    try {
-        f();
-    } catch (const BadInput& e) {
-        return e.what();
-    }
-    return "(no BadInput)";
 }
 
 bool offers(const KernelProbe& probe, const std::string& algorithm) {

@@ -5,9 +5,12 @@
 
 #include <sys/prctl.h>
 
+#include "bench_fixtures.hpp"
 #include "fixtures.hpp"
 
 namespace {
+using zpage_test::bad_input_message;
+using zpage_test::open_fds;
 
 using zpage_bench::BadInput;
 using zpage_bench::snapshot_process;
@@ -89,22 +92,6 @@ std::vector<bool> find_tagged_pages(const zpage_bench::PageSet& set) {
         if (std::memcmp(expected.data(), set.bytes.data() + off, 4096) == 0) found[tag[1]] = true;
     }
     return found;
-}
-
-std::size_t open_fds() {
-    std::size_t n = 0;
-    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
-    return n;
-}
-
-template <class F>
-std::string bad_input_message(F&& f) {
-    try {
-        f();
-    } catch (const BadInput& e) {
-        return e.what();
-    }
-    return "(no BadInput)";
 }
 
 }  // namespace

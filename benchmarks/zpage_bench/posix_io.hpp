@@ -49,12 +49,14 @@ inline UniqueFd open_fd(const std::string& path, int flags) {
 
 inline std::string errno_text(int err) { return std::strerror(err); }
 
-// Reads up to len bytes at offset, looping over short counts. Returns the bytes read (fewer than
-// len only at end of file), or -1 with errno set if nothing could be read.
-inline ssize_t pread_full(int fd, void* buf, std::size_t len, off_t offset) {
+// Runs `io(buffer, length, done)` (one read returning a byte count, 0 at end of file, or -1 with
+// errno) until `len` bytes came or the file ended, retrying EINTR. Returns the bytes read (fewer
+// than len only at end of file), or -1 with errno set if nothing could be read.
+template <class Io>
+ssize_t read_fully(void* buf, std::size_t len, Io&& io) {
     std::size_t done = 0;
     while (done < len) {
-        const ssize_t n = ::pread(fd, static_cast<char*>(buf) + done, len - done, offset + static_cast<off_t>(done));
+        const ssize_t n = io(static_cast<char*>(buf) + done, len - done, done);
         if (n > 0) {
             done += static_cast<std::size_t>(n);
         } else if (n == 0) {
@@ -67,21 +69,16 @@ inline ssize_t pread_full(int fd, void* buf, std::size_t len, off_t offset) {
     return static_cast<ssize_t>(done);
 }
 
-// Reads up to len bytes from the current position, as pread_full does.
+// Reads up to len bytes at offset, as read_fully does.
+inline ssize_t pread_full(int fd, void* buf, std::size_t len, off_t offset) {
+    return read_fully(buf, len, [&](char* to, std::size_t n, std::size_t done) {
+        return ::pread(fd, to, n, offset + static_cast<off_t>(done));
+    });
+}
+
+// Reads up to len bytes from the current position, as read_fully does.
 inline ssize_t read_full(int fd, void* buf, std::size_t len) {
-    std::size_t done = 0;
-    while (done < len) {
-        const ssize_t n = ::read(fd, static_cast<char*>(buf) + done, len - done);
-        if (n > 0) {
-            done += static_cast<std::size_t>(n);
-        } else if (n == 0) {
-            break;
-        } else if (errno != EINTR) {
-            if (done == 0) return -1;
-            break;
-        }
-    }
-    return static_cast<ssize_t>(done);
+    return read_fully(buf, len, [&](char* to, std::size_t n, std::size_t) { return ::read(fd, to, n); });
 }
 
 // Writes all len bytes, retrying on EINTR and short counts. Returns false with errno set on failure.
