@@ -201,3 +201,30 @@ TEST_CASE("bad configurations are refused at construction") {
     CHECK_THROWS_AS(Allocator({.region_bytes = 12345}), std::invalid_argument);
     CHECK_THROWS_AS(Allocator({.region_bytes = 4096}), std::invalid_argument);
 }
+
+TEST_CASE("an OS that will not take pages back keeps them counted, and they serve later objects") {
+    zpage::MemoryBudget budget;
+    Allocator a({.budget = &budget});
+    std::vector<std::byte> bytes(2048, std::byte{5});
+    std::vector<zpage::ObjectHandle> handles;
+    for (int i = 0; i < 64; ++i) handles.push_back(*a.allocate(bytes, 0));  // one full span
+    const std::size_t held = a.stats().span_bytes;
+    {
+        zpage_test::OsFaults faults(zpage::detail::os::Call::decommit, 0);
+        for (auto h : handles) a.deallocate(h);
+        // The span emptied but its pages could not go back: still resident, still counted.
+        CHECK(a.stats().objects == 0);
+        CHECK(a.stats().span_bytes == held);
+        CHECK(budget.used() == a.stats().total_bytes());
+        // They are used again rather than populated anew.
+        const auto h = a.allocate(bytes, 0);
+        REQUIRE(h);
+        CHECK(a.stats().span_bytes == held);
+        a.deallocate(*h);
+    }
+    // Once the OS cooperates, compaction gives the pages back.
+    Immovable owners;
+    static_cast<void>(a.compact(owners));
+    CHECK(a.stats().span_bytes == 0);
+    CHECK(budget.used() == a.stats().total_bytes());
+}
