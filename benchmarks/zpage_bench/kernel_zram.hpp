@@ -237,7 +237,9 @@ inline PhaseTiming transfer(bool write, int fd, std::byte* buffer, std::size_t t
         const std::size_t first = requests * t / threads, last = requests * (t + 1) / threads;
         share.latencies_us.reserve(last - first);
         share.start = clock::now();
-        for (std::size_t r = first; r < last && !stop.load(std::memory_order_relaxed); ++r) {
+        for (std::size_t r = first; r < last && !stop.load(std::memory_order_relaxed) &&
+                                    !interrupted.load(std::memory_order_relaxed);
+             ++r) {
             const std::size_t offset = r * zram_request_bytes;
             const std::size_t length = std::min(zram_request_bytes, total_bytes - offset);
             clock::time_point begin, end;
@@ -295,6 +297,7 @@ inline PhaseTiming transfer(bool write, int fd, std::byte* buffer, std::size_t t
         throw BadInput(std::string("cannot start the kernel's I/O threads: ") + e.what());
     }
 
+    if (interrupted.load()) throw Interrupted();  // the caller's guards reset the device
     PhaseTiming timing;
     clock::time_point start = shares.front().start, end = shares.front().end;
     for (Share& share : shares) {

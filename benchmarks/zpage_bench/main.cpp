@@ -1,5 +1,6 @@
 // zpage-bench: compares codecs and configurations on real memory pages in a zpage store, side by
 // side with the kernel's zram. Run with --help for the options.
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -186,6 +187,7 @@ int run(int argc, char** argv) {
     const Progress progress = [&](std::size_t n) { bar.advance(n); };
     std::vector<RunResult> results;
     for (const Job& job : jobs) {
+        if (interrupted.load()) throw Interrupted();
         bar.set_label(job.input->name + " " + (job.kernel ? "kernel-zram " : "zpage ") + job.spec->name);
         RunResult r = job.kernel ? run_kernel_zram(*job.input, *job.spec->kernel_name(), job.spec->kernel_level(),
                                                    job.spec->name, o.threads, progress, o.steady)
@@ -217,8 +219,18 @@ int run(int argc, char** argv) {
 }  // namespace zpage_bench
 
 int main(int argc, char** argv) {
+    // The first Ctrl-C lets a kernel run reset /dev/zram0 before exiting; a second one kills.
+    struct sigaction on_signal {};
+    on_signal.sa_handler = [](int) { zpage_bench::interrupted.store(true); };
+    on_signal.sa_flags = SA_RESETHAND;
+    sigemptyset(&on_signal.sa_mask);
+    ::sigaction(SIGINT, &on_signal, nullptr);
+    ::sigaction(SIGTERM, &on_signal, nullptr);
     try {
         return zpage_bench::run(argc, argv);
+    } catch (const zpage_bench::Interrupted&) {
+        std::fprintf(stderr, "\nzpage-bench: interrupted\n");
+        return 130;
     } catch (const zpage_bench::BadInput& e) {
         std::fprintf(stderr, "zpage-bench: %s\n", e.what());
         return 2;

@@ -1,6 +1,7 @@
 // zpage-bench: the types every part of the tool shares.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -16,6 +17,13 @@ namespace zpage_bench {
 struct BadInput : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
+
+// Ctrl-C or SIGTERM: the run stops at the next safe point (between requests to the kernel's zram,
+// between jobs), undoes what it set up, and zpage-bench exits with 130.
+struct Interrupted : std::runtime_error {
+    Interrupted() : std::runtime_error("interrupted") {}
+};
+inline std::atomic<bool> interrupted{false};
 
 // A named run of whole pages held in memory.
 struct PageSet {
