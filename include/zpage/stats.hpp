@@ -14,7 +14,7 @@ struct Stats {
     // mm_stat, in zram's order
     std::uint64_t orig_data_size = 0;    // bytes of pages stored (stored pages x page size)
     std::uint64_t compr_data_size = 0;   // compressed bytes of those pages (a huge page counts whole)
-    std::uint64_t mem_used_total = 0;    // everything the store holds: spans, page table, handle table
+    std::uint64_t mem_used_total = 0;    // everything the store holds: span pages, span metadata, page table
     std::uint64_t mem_limit = 0;         // 0: no limit
     std::uint64_t mem_used_max = 0;      // peak of mem_used_total
     std::uint64_t same_pages = 0;        // pages that are one repeated 8-byte word: no memory
