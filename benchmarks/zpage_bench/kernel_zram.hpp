@@ -202,14 +202,6 @@ struct PhaseTiming {
     std::vector<double> page_latencies_us;  // one per request: its time over its pages
 };
 
-// The nearest-rank percentile.
-inline double percentile(std::vector<double> values, double fraction) {
-    if (values.empty()) return 0;
-    std::sort(values.begin(), values.end());
-    const auto rank = static_cast<std::size_t>(std::ceil(fraction * static_cast<double>(values.size())));
-    return values[std::clamp<std::size_t>(rank, 1, values.size()) - 1];
-}
-
 // Moves buffer[0, total_bytes) to or from the device at the same offsets in 1 MiB requests,
 // split into `threads` contiguous shares run concurrently. progress is called from the calling
 // thread only, between polls, never inside a timed request.
@@ -414,10 +406,10 @@ inline RunResult run_kernel_zram(const PageSet& pages, const std::string& kernel
     const double mib = static_cast<double>(total_bytes) / (1 << 20);
     result.store_mib_s = stored.seconds > 0 ? mib / stored.seconds : 0;
     result.load_mib_s = loaded.seconds > 0 ? mib / loaded.seconds : 0;
-    result.store_p50_us = detail::percentile(stored.page_latencies_us, 0.50);
-    result.store_p99_us = detail::percentile(stored.page_latencies_us, 0.99);
-    result.load_p50_us = detail::percentile(loaded.page_latencies_us, 0.50);
-    result.load_p99_us = detail::percentile(loaded.page_latencies_us, 0.99);
+    result.store_p50_us = percentile(stored.page_latencies_us, 0.50);
+    result.store_p99_us = percentile(stored.page_latencies_us, 0.99);
+    result.load_p50_us = percentile(loaded.page_latencies_us, 0.50);
+    result.load_p99_us = percentile(loaded.page_latencies_us, 0.99);
     result.verified = std::memcmp(buffer.data(), pages.bytes.data(), total_bytes) == 0;
     return result;
 }

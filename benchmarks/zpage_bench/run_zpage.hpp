@@ -25,14 +25,6 @@ namespace detail {
 
 using Clock = std::chrono::steady_clock;
 
-// Per-page latencies of every thread, merged; percentile p in [0, 1].
-inline double percentile_us(std::vector<double>& samples, double p) {
-    if (samples.empty()) return 0;
-    const auto k = static_cast<std::size_t>(p * static_cast<double>(samples.size() - 1));
-    std::nth_element(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(k), samples.end());
-    return samples[k];
-}
-
 inline double mib_per_s(std::size_t bytes, Clock::duration elapsed) {
     const double seconds = std::chrono::duration<double>(elapsed).count();
     return seconds <= 0 ? 0 : static_cast<double>(bytes) / (1024.0 * 1024.0) / seconds;
@@ -76,47 +68,41 @@ RunResult run_store(const PageSet& input, typename Store::compressor_type codec,
     r.threads = threads;
     r.pages = pages;
 
-    std::vector<std::vector<double>> store_us(threads), load_us(threads);
     std::atomic<bool> failed{false};
     constexpr std::size_t progress_step = 256;
     std::atomic<std::size_t> reported{0};
-    auto tick = [&](std::size_t done_in_range) {
-        if (progress && done_in_range % progress_step == 0) {
-            reported.fetch_add(progress_step);
-            progress(progress_step);
-        }
+    // One pass over every page, split among the threads: op(i, buffer) for each, timed on its own.
+    struct Pass {
+        Clock::duration wall{};
+        std::vector<double> latencies_us;
     };
-    if (steady) {
-        run_split(pages, threads, [&](unsigned, std::size_t first, std::size_t last) {
+    auto pass = [&](auto&& op) {
+        std::vector<std::vector<double>> per_thread(threads);
+        Pass p;
+        p.wall = run_split(pages, threads, [&](unsigned t, std::size_t first, std::size_t last) {
+            std::vector<std::byte> buffer(page_size);
+            per_thread[t].reserve(last - first);
             for (std::size_t i = first; i < last; ++i) {
-                if (!store.store(i, PageView(input.page(i).data(), page_size))) failed.store(true);
-                tick(i - first + 1);
+                const auto begin = Clock::now();
+                const zpage::Status st = op(i, std::span<std::byte, page_size>(buffer.data(), page_size));
+                per_thread[t].push_back(std::chrono::duration<double, std::micro>(Clock::now() - begin).count());
+                if (!st) failed.store(true);
+                if (progress && (i - first + 1) % progress_step == 0) {
+                    reported.fetch_add(progress_step);
+                    progress(progress_step);
+                }
             }
         });
-    }
-    const auto store_time = run_split(pages, threads, [&](unsigned t, std::size_t first, std::size_t last) {
-        store_us[t].reserve(last - first);
-        for (std::size_t i = first; i < last; ++i) {
-            const auto begin = Clock::now();
-            const zpage::Status st = store.store(i, PageView(input.page(i).data(), page_size));
-            store_us[t].push_back(std::chrono::duration<double, std::micro>(Clock::now() - begin).count());
-            if (!st) failed.store(true);
-            tick(i - first + 1);
-        }
-    });
+        for (auto& v : per_thread) p.latencies_us.insert(p.latencies_us.end(), v.begin(), v.end());
+        return p;
+    };
+    const auto store_page = [&](std::size_t i, std::span<std::byte, page_size>) {
+        return store.store(i, PageView(input.page(i).data(), page_size));
+    };
+    if (steady) pass(store_page);
+    const Pass stored = pass(store_page);
     const zpage::Stats stats = store.stats();
-
-    const auto load_time = run_split(pages, threads, [&](unsigned t, std::size_t first, std::size_t last) {
-        std::vector<std::byte> out(page_size);
-        load_us[t].reserve(last - first);
-        for (std::size_t i = first; i < last; ++i) {
-            const auto begin = Clock::now();
-            const zpage::Status st = store.load(i, std::span<std::byte, page_size>(out.data(), page_size));
-            load_us[t].push_back(std::chrono::duration<double, std::micro>(Clock::now() - begin).count());
-            if (!st) failed.store(true);
-            tick(i - first + 1);
-        }
-    });
+    const Pass loaded = pass([&](std::size_t i, std::span<std::byte, page_size> out) { return store.load(i, out); });
     if (progress) progress((steady ? 3 : 2) * pages - reported.load());  // what the steps left over
 
     bool verified = !failed.load();
@@ -126,20 +112,17 @@ RunResult run_store(const PageSet& input, typename Store::compressor_type codec,
                    std::memcmp(out.data(), input.page(i).data(), page_size) == 0;
     }
 
-    std::vector<double> all_store, all_load;
-    for (auto& v : store_us) all_store.insert(all_store.end(), v.begin(), v.end());
-    for (auto& v : load_us) all_load.insert(all_load.end(), v.begin(), v.end());
     r.orig_bytes = stats.orig_data_size;
     r.compr_bytes = stats.compr_data_size;
     r.mem_used_bytes = stats.mem_used_total;
     r.same_pages = stats.same_pages;
     r.huge_pages = stats.huge_pages;
-    r.store_mib_s = mib_per_s(pages * page_size, store_time);
-    r.load_mib_s = mib_per_s(pages * page_size, load_time);
-    r.store_p50_us = percentile_us(all_store, 0.50);
-    r.store_p99_us = percentile_us(all_store, 0.99);
-    r.load_p50_us = percentile_us(all_load, 0.50);
-    r.load_p99_us = percentile_us(all_load, 0.99);
+    r.store_mib_s = mib_per_s(pages * page_size, stored.wall);
+    r.load_mib_s = mib_per_s(pages * page_size, loaded.wall);
+    r.store_p50_us = percentile(stored.latencies_us, 0.50);
+    r.store_p99_us = percentile(stored.latencies_us, 0.99);
+    r.load_p50_us = percentile(loaded.latencies_us, 0.50);
+    r.load_p99_us = percentile(loaded.latencies_us, 0.99);
     r.verified = verified;
     return r;
 }

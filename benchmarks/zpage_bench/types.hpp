@@ -1,7 +1,9 @@
 // zpage-bench: the types every part of the tool shares.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -66,6 +68,16 @@ struct RunResult {
         return mem_used_bytes == 0 ? 0.0 : static_cast<double>(orig_bytes) / static_cast<double>(mem_used_bytes);
     }
 };
+
+// The nearest-rank percentile (fraction in [0, 1]) of per-page latencies; both engines' p50 and
+// p99 are computed with it, so that their columns compare.
+inline double percentile(std::vector<double> values, double fraction) {
+    if (values.empty()) return 0;
+    const auto rank = static_cast<std::size_t>(std::ceil(fraction * static_cast<double>(values.size())));
+    const std::size_t k = std::clamp<std::size_t>(rank, 1, values.size()) - 1;
+    std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(k), values.end());
+    return values[k];
+}
 
 // Called with the number of pages just processed; drives the progress bar. May be empty.
 using Progress = std::function<void(std::size_t)>;

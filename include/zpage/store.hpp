@@ -326,15 +326,16 @@ private:
                 return codec_.decompress(ctx, object.first(r.size()), page);
             });
         };
-        Result<std::size_t> produced = errc::out_of_memory;
-        if constexpr (std::is_empty_v<dctx_type>) {
-            dctx_type none{};
-            produced = decode(none);
-        } else {
-            auto stream = streams_.for_decompression();
-            if (!stream) return errc::out_of_memory;
-            produced = decode(*stream->decompress);
-        }
+        const Result<std::size_t> produced = [&]() -> Result<std::size_t> {
+            if constexpr (std::is_empty_v<dctx_type>) {
+                dctx_type none{};
+                return decode(none);
+            } else {
+                auto stream = streams_.for_decompression();
+                if (!stream) return errc::out_of_memory;
+                return decode(*stream->decompress);
+            }
+        }();
         if (!produced) return produced.error();
         return *produced == page_size ? errc::ok : errc::corrupt_data;
     }
