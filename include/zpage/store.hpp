@@ -51,6 +51,9 @@ struct StoreConfig {
     std::size_t huge_threshold_bytes = 0;
     // Account shared with other stores (shards under one limit); nullptr: the store's own.
     MemoryBudget* budget = nullptr;
+    // Where the allocator's pages come from; nullptr: PagePool::shared(), the process's pool,
+    // whose spare pages (under 2 MiB plus those it retains) are not in any store's mem_used_total.
+    PagePool* page_pool = nullptr;
 
     [[nodiscard]] std::size_t huge_threshold(std::size_t page_size) const noexcept {
         return huge_threshold_bytes != 0 ? huge_threshold_bytes : page_size * 227 / 256;
@@ -274,10 +277,7 @@ private:
     static AllocatorConfig allocator_config(const StoreConfig& config, MemoryBudget& budget) {
         AllocatorConfig a;
         a.budget = &budget;
-        // Room for twice the raw data (spans fill unevenly) in one region; more regions follow if needed.
-        std::size_t region = std::size_t{64} << 20;
-        while (region < 2 * config.capacity_pages * page_size && region < (std::size_t{64} << 30)) region <<= 1;
-        a.region_bytes = region;
+        a.pool = config.page_pool;
         return a;
     }
 

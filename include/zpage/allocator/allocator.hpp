@@ -9,13 +9,15 @@
 // Memory per object: the 4-byte owner entry of its slot (which owner compaction must ask to move
 // it) and nothing else. zsmalloc spends 16 B: an in-object header and a handle slot, because the
 // kernel's handle must survive migration without the allocator knowing its owner; here the owner
-// keeps the location itself (concept.hpp). A span populates its pages as its bump pointer reaches
-// them, in batches that grow with the class (1 to 16 pages, 1/128 of the class), so the partial
-// span at the end of each class costs the pages it uses plus at most one batch, not a whole span.
+// keeps the location itself (concept.hpp). A span takes its pages one at a time from a PagePool
+// (page_pool.hpp) as its bump pointer reaches them, so the partial span at the end of each class
+// costs the pages it uses, not a whole span; the pool makes each page cost a few instructions
+// rather than a fault.
 //
 // Concurrency: allocate, deallocate and compact take the lock of one size class; read() takes
 // none (its caller holds the owner's lock, which compaction takes before moving an object).
-// Lock order: owner lock may not be held when taking a class lock; class lock, then arena lock.
+// Lock order: owner lock may not be held when taking a class lock; class lock, then arena or pool
+// lock.
 #pragma once
 
 #include <algorithm>
@@ -85,7 +87,8 @@ public:
     explicit SizeClassAllocator(const AllocatorConfig& config = {})
         : own_budget_(checked(config).budget == nullptr ? std::make_unique<MemoryBudget>() : nullptr),
           budget_(config.budget != nullptr ? *config.budget : *own_budget_),
-          arena_(config.region_bytes, size_classes::max_span_bytes, budget_),
+          pool_(config.pool != nullptr ? *config.pool : PagePool::shared()),
+          arena_(budget_),
           classes_(std::make_unique<ClassState[]>(size_classes::class_count)) {
         budget_.charge(class_state_bytes);
     }
@@ -96,7 +99,8 @@ public:
             held += classes_[cls].populated_pages.load(std::memory_order_relaxed) * detail::os::page_bytes +
                     classes_[cls].owner_bytes.load(std::memory_order_relaxed);
         }
-        arena_.for_each_span([](SpanDescriptor& d) { std::free(d.owners); });
+        give_back_all_pages();
+        arena_.for_each_span([](descriptor_type& d) { std::free(d.owners); });
         budget_.uncharge(held);
     }
 
@@ -114,14 +118,14 @@ public:
         std::lock_guard guard(state.lock);
         const Result<std::uint32_t> span = span_with_room(cls);
         if (!span) return span.error();
-        SpanDescriptor& d = arena_.descriptor(*span);
-        const Result<std::uint32_t> slot = take_slot(cls, *span, d);
+        descriptor_type& d = arena_.descriptor(*span);
+        const Result<std::uint32_t> slot = take_slot(cls, d);
         if (!slot) {
             if (d.live == 0) release_span(cls, *span, d);
             return slot.error();
         }
         const ObjectLocation where{*span, *slot, cls};
-        std::memcpy(address(where), bytes.data(), bytes.size());
+        copy_in(where, bytes.data(), bytes.size());
         d.owners[*slot] = owner;
         ++d.live;
         regroup(cls, *span, d);
@@ -135,8 +139,8 @@ public:
         const ObjectLocation where = ObjectLocation::of(handle);
         ClassState& state = classes_[where.size_class];
         std::lock_guard guard(state.lock);
-        SpanDescriptor& d = arena_.descriptor(where.span);
-        ZPAGE_ASSERT(d.owners != nullptr && where.slot < d.bump && !(d.owners[where.slot] & SpanDescriptor::free_owner));
+        descriptor_type& d = arena_.descriptor(where.span);
+        ZPAGE_ASSERT(d.owners != nullptr && where.slot < d.bump && !(d.owners[where.slot] & free_owner));
         push_free_slot(d, where.slot);
         --d.live;
         add(state.objects, -1);
@@ -147,13 +151,23 @@ public:
         }
     }
 
-    // Calls f(bytes) with the object's bytes (its size-class size) and returns f's result. Any
-    // thread, under the owner's lock (so that compaction cannot move the object meanwhile).
+    // Calls f(bytes) with the object's bytes (its size-class size) and returns f's result. An
+    // object that crosses a page boundary is first gathered into a per-thread buffer, so f must
+    // not call read() itself. Any thread, under the owner's lock (so that compaction cannot move
+    // the object meanwhile).
     template <class F>
     decltype(auto) read(ObjectHandle handle, F&& f) const {
         const ObjectLocation where = ObjectLocation::of(handle);
-        return std::forward<F>(f)(
-            std::span<const std::byte>(address(where), size_classes::classes[where.size_class].object_bytes));
+        const std::size_t bytes = size_classes::classes[where.size_class].object_bytes;
+        const std::size_t offset = std::size_t{where.slot} * bytes;
+        const std::size_t in_page = offset % detail::os::page_bytes;
+        if (in_page + bytes <= detail::os::page_bytes) {
+            const std::byte* page = pool_.address(arena_.descriptor(where.span).pages[offset / detail::os::page_bytes]);
+            return std::forward<F>(f)(std::span<const std::byte>(page + in_page, bytes));
+        }
+        std::byte* gathered = gather_buffer();
+        copy_out(where, gathered, bytes);
+        return std::forward<F>(f)(std::span<const std::byte>(gathered, bytes));
     }
 
     // Bytes the object occupies (its size class).
@@ -194,10 +208,14 @@ public:
     }
 
     [[nodiscard]] MemoryBudget& budget() const noexcept { return budget_; }
+    [[nodiscard]] PagePool& pool() const noexcept { return pool_; }
 
 private:
-    static constexpr std::uint32_t nil = SpanDescriptor::nil;
-    static constexpr std::uint32_t no_slot = SpanDescriptor::slot_mask;
+    using arena_type = SpanArena<size_classes::max_pages_per_span>;
+    using descriptor_type = typename arena_type::descriptor_type;
+    static constexpr std::uint32_t nil = descriptor_type::nil;
+    static constexpr std::uint32_t no_slot = descriptor_type::slot_mask;
+    static constexpr std::uint32_t free_owner = descriptor_type::free_owner;
 
     struct alignas(64) ClassState {
         detail::SpinMutex lock;
@@ -219,7 +237,6 @@ private:
     static constexpr std::size_t class_state_bytes = sizeof(ClassState) * size_classes::class_count;
 
     static const AllocatorConfig& checked(const AllocatorConfig& config) {
-        config.validate(size_classes::max_span_bytes);
         if (!detail::os::page_size_supported())
             throw std::runtime_error("zpage::SizeClassAllocator: needs a kernel with 4 KiB base pages");
         return config;
@@ -240,13 +257,44 @@ private:
     // glibc's footprint of a malloc'd block: its usable size plus the chunk header.
     static std::size_t heap_footprint(void* block) noexcept { return malloc_usable_size(block) + sizeof(std::size_t); }
 
-    [[nodiscard]] std::byte* address(const ObjectLocation& where) const noexcept {
-        return arena_.base(where.span) + std::size_t{where.slot} * size_classes::classes[where.size_class].object_bytes;
+    // ---- object bytes: pieces in the span's pages ----
+
+    // Calls piece(address, offset in the object, length) for each page-sized piece of the first
+    // `bytes` bytes of the object at `where`.
+    template <class Piece>
+    void for_each_piece(const ObjectLocation& where, std::size_t bytes, Piece&& piece) const noexcept {
+        const descriptor_type& d = arena_.descriptor(where.span);
+        std::size_t offset = std::size_t{where.slot} * size_classes::classes[where.size_class].object_bytes;
+        for (std::size_t done = 0; done < bytes;) {
+            const std::size_t in_page = offset % detail::os::page_bytes;
+            const std::size_t length = std::min(bytes - done, detail::os::page_bytes - in_page);
+            piece(pool_.address(d.pages[offset / detail::os::page_bytes]) + in_page, done, length);
+            offset += length;
+            done += length;
+        }
+    }
+
+    void copy_in(const ObjectLocation& where, const std::byte* from, std::size_t bytes) const noexcept {
+        for_each_piece(where, bytes, [&](std::byte* at, std::size_t done, std::size_t length) {
+            std::memcpy(at, from + done, length);
+        });
+    }
+
+    void copy_out(const ObjectLocation& where, std::byte* to, std::size_t bytes) const noexcept {
+        for_each_piece(where, bytes, [&](const std::byte* at, std::size_t done, std::size_t length) {
+            std::memcpy(to + done, at, length);
+        });
+    }
+
+    // Where read() gathers an object that crosses pages: one per thread, reused by every read.
+    static std::byte* gather_buffer() noexcept {
+        alignas(64) thread_local std::array<std::byte, max_object_bytes> buffer;
+        return buffer.data();
     }
 
     // ---- fullness lists (class lock held) ----
 
-    void link(ClassState& state, std::uint32_t id, SpanDescriptor& d, std::uint8_t group) noexcept {
+    void link(ClassState& state, std::uint32_t id, descriptor_type& d, std::uint8_t group) noexcept {
         d.group = group;
         d.linked = true;
         d.prev = nil;
@@ -255,7 +303,7 @@ private:
         state.heads[group] = id;
     }
 
-    void unlink(ClassState& state, SpanDescriptor& d) noexcept {
+    void unlink(ClassState& state, descriptor_type& d) noexcept {
         if (!d.linked) return;
         if (d.prev != nil) {
             arena_.descriptor(d.prev).next = d.next;
@@ -267,7 +315,7 @@ private:
     }
 
     // Puts a span in the list its occupancy calls for; full spans leave the lists.
-    void regroup(std::uint32_t cls, std::uint32_t id, SpanDescriptor& d) noexcept {
+    void regroup(std::uint32_t cls, std::uint32_t id, descriptor_type& d) noexcept {
         ClassState& state = classes_[cls];
         const std::uint32_t capacity = size_classes::classes[cls].objects_per_span;
         if (d.live == capacity) {
@@ -301,7 +349,7 @@ private:
             arena_.release(*id);
             return errc::memory_limit;
         }
-        SpanDescriptor& d = arena_.descriptor(*id);
+        descriptor_type& d = arena_.descriptor(*id);
         d.owners = owners;
         d.owners_capacity = owners_capacity;
         d.size_class = static_cast<std::uint16_t>(cls);
@@ -314,10 +362,10 @@ private:
 
     // A free slot of a non-full span: a hole below the bump pointer if there is one, else the
     // next never-used slot, populating pages for it as needed.
-    Result<std::uint32_t> take_slot(std::uint32_t cls, std::uint32_t id, SpanDescriptor& d) noexcept {
+    Result<std::uint32_t> take_slot(std::uint32_t cls, descriptor_type& d) noexcept {
         if (d.free_head != no_slot) {
             const std::uint32_t slot = d.free_head;
-            d.free_head = d.owners[slot] & SpanDescriptor::slot_mask;
+            d.free_head = d.owners[slot] & descriptor_type::slot_mask;
             return slot;
         }
         const SizeClass& sc = size_classes::classes[cls];
@@ -325,7 +373,7 @@ private:
         const std::uint32_t slot = d.bump;
         const std::size_t needed = pages_for((std::size_t{slot} + 1) * sc.object_bytes);
         if (needed > d.populated_pages) {
-            if (const Status grown = populate(cls, id, d, needed); !grown) return grown.error();
+            if (const Status grown = populate(cls, d, needed); !grown) return grown.error();
         }
         if (slot == d.owners_capacity) {
             if (const Status grown = grow_owners(cls, d); !grown) return grown.error();
@@ -335,7 +383,7 @@ private:
     }
 
     // Doubles a span's owner map (up to objects_per_span entries), charging the difference.
-    Status grow_owners(std::uint32_t cls, SpanDescriptor& d) noexcept {
+    Status grow_owners(std::uint32_t cls, descriptor_type& d) noexcept {
         ClassState& state = classes_[cls];
         const std::uint32_t old_capacity = d.owners_capacity;
         const std::uint32_t capacity =
@@ -365,53 +413,39 @@ private:
         return errc::memory_limit;
     }
 
-    static void push_free_slot(SpanDescriptor& d, std::uint32_t slot) noexcept {
-        d.owners[slot] = SpanDescriptor::free_owner | d.free_head;
+    static void push_free_slot(descriptor_type& d, std::uint32_t slot) noexcept {
+        d.owners[slot] = free_owner | d.free_head;
         d.free_head = slot;
     }
 
-    Status populate(std::uint32_t cls, std::uint32_t id, SpanDescriptor& d, std::size_t needed) noexcept {
-        ClassState& state = classes_[cls];
-        const std::size_t batch = std::clamp<std::size_t>(state.populated_pages.load(std::memory_order_relaxed) / 128, 1, 16);
-        std::size_t target = std::min<std::size_t>(size_classes::classes[cls].pages_per_span,
-                                                   std::max(needed, d.populated_pages + batch));
-        if (!budget_.try_charge((target - d.populated_pages) * detail::os::page_bytes)) {
-            target = needed;  // near the limit, take only what this object needs
-            if (!budget_.try_charge((target - d.populated_pages) * detail::os::page_bytes)) return errc::memory_limit;
-        }
-        const std::size_t grow = target - d.populated_pages;
-        if (!detail::os::populate(arena_.base(id) + std::size_t{d.populated_pages} * detail::os::page_bytes,
-                                  grow * detail::os::page_bytes)) {
+    // Takes the span's pages up to `needed` from the pool.
+    Status populate(std::uint32_t cls, descriptor_type& d, std::size_t needed) noexcept {
+        const std::size_t grow = needed - d.populated_pages;
+        if (!budget_.try_charge(grow * detail::os::page_bytes)) return errc::memory_limit;
+        if (const Status taken = pool_.take(std::span(d.pages).subspan(d.populated_pages, grow)); !taken) {
             budget_.uncharge(grow * detail::os::page_bytes);
-            return errc::out_of_memory;
+            return taken;
         }
-        d.populated_pages = static_cast<std::uint32_t>(target);
-        add(state.populated_pages, static_cast<std::ptrdiff_t>(grow));
+        d.populated_pages = static_cast<std::uint32_t>(needed);
+        add(classes_[cls].populated_pages, static_cast<std::ptrdiff_t>(grow));
         return errc::ok;
     }
 
-    // Gives the pages from `keep_pages` up back to the OS.
-    void depopulate(std::uint32_t cls, std::uint32_t id, SpanDescriptor& d, std::size_t keep_pages) noexcept {
+    // Gives the span's pages from `keep_pages` up back to the pool.
+    void depopulate(std::uint32_t cls, descriptor_type& d, std::size_t keep_pages) noexcept {
         if (keep_pages >= d.populated_pages) return;
         const std::size_t drop = d.populated_pages - keep_pages;
-        if (!detail::os::decommit(arena_.base(id) + keep_pages * detail::os::page_bytes, drop * detail::os::page_bytes))
-            return;  // the pages stay resident and accounted; a later compaction tries again
+        pool_.give(std::span(d.pages).subspan(keep_pages, drop));
         d.populated_pages = static_cast<std::uint32_t>(keep_pages);
         budget_.uncharge(drop * detail::os::page_bytes);
         add(classes_[cls].populated_pages, -static_cast<std::ptrdiff_t>(drop));
     }
 
-    // An empty span goes back to the OS and its id to the arena.
-    void release_span(std::uint32_t cls, std::uint32_t id, SpanDescriptor& d) noexcept {
+    // An empty span gives its pages back and its id to the arena.
+    void release_span(std::uint32_t cls, std::uint32_t id, descriptor_type& d) noexcept {
         ZPAGE_ASSERT(d.live == 0);
         ClassState& state = classes_[cls];
-        depopulate(cls, id, d, 0);
-        d.bump = 0;
-        d.free_head = no_slot;
-        if (d.populated_pages != 0) {  // the OS kept the pages: keep the span, empty, for reuse
-            regroup(cls, id, d);
-            return;
-        }
+        depopulate(cls, d, 0);
         unlink(state, d);
         const std::size_t footprint = heap_footprint(d.owners);
         std::free(d.owners);
@@ -423,18 +457,35 @@ private:
         arena_.release(id);
     }
 
+    // At destruction: every page back to the pool in one call (in one call per span when there is
+    // no memory for the list), so that chunks left empty go back to the OS whole.
+    void give_back_all_pages() noexcept {
+        try {
+            std::vector<PageNumber> pages;
+            arena_.for_each_span([&](descriptor_type& d) {
+                pages.insert(pages.end(), d.pages.begin(), d.pages.begin() + d.populated_pages);
+            });
+            pool_.give(pages);
+        } catch (const std::bad_alloc&) {
+            arena_.for_each_span([&](descriptor_type& d) { pool_.give(std::span(d.pages).first(d.populated_pages)); });
+        }
+    }
+
     // ---- compaction (class lock held) ----
 
     // Asks the owner of (from, from_slot) to let the object move to (to, to_slot), a slot already
     // taken; on success the bookkeeping follows the object. The old slot is left to the caller.
     template <class Owners>
-    bool relocate(Owners& owners, std::uint32_t cls, std::uint32_t from, SpanDescriptor& fd, std::uint32_t from_slot,
-                  std::uint32_t to, SpanDescriptor& td, std::uint32_t to_slot) noexcept {
+    bool relocate(Owners& owners, std::uint32_t cls, std::uint32_t from, descriptor_type& fd, std::uint32_t from_slot,
+                  std::uint32_t to, descriptor_type& td, std::uint32_t to_slot) noexcept {
         const OwnerId owner = fd.owners[from_slot];
         const ObjectLocation old_place{from, from_slot, cls};
         const ObjectLocation new_place{to, to_slot, cls};
         const bool moved = owners.relocate(owner, old_place.handle(), new_place.handle(), [&] {
-            std::memcpy(address(new_place), address(old_place), size_classes::classes[cls].object_bytes);
+            const std::size_t bytes = size_classes::classes[cls].object_bytes;
+            std::byte* staged = gather_buffer();
+            copy_out(old_place, staged, bytes);
+            copy_in(new_place, staged, bytes);
         });
         if (!moved) return false;
         td.owners[to_slot] = owner;
@@ -467,14 +518,14 @@ private:
             bool stalled = false;               // a destination page could not be populated
             for (std::size_t i = 0; i < sources && !stalled; ++i) {
                 const std::uint32_t from = partial[i];
-                SpanDescriptor& fd = arena_.descriptor(from);
+                descriptor_type& fd = arena_.descriptor(from);
                 for (std::uint32_t slot = 0; slot < fd.bump && fd.live > 0; ++slot) {
-                    if (fd.owners[slot] & SpanDescriptor::free_owner) continue;
+                    if (fd.owners[slot] & free_owner) continue;
                     while (dest > sources && arena_.descriptor(partial[dest - 1]).live == sc.objects_per_span) --dest;
                     if (dest == sources) break;
                     const std::uint32_t to = partial[dest - 1];
-                    SpanDescriptor& td = arena_.descriptor(to);
-                    const Result<std::uint32_t> to_slot = take_slot(cls, to, td);
+                    descriptor_type& td = arena_.descriptor(to);
+                    const Result<std::uint32_t> to_slot = take_slot(cls, td);
                     if (!to_slot) {
                         stalled = true;
                         break;
@@ -496,7 +547,7 @@ private:
             // Pack what remains partial into its lowest slots, so the pages above can go.
             for (std::size_t i = sources; i < partial.size(); ++i) {
                 const std::uint32_t id = partial[i];
-                SpanDescriptor& d = arena_.descriptor(id);
+                descriptor_type& d = arena_.descriptor(id);
                 if (d.live != sc.objects_per_span) result.objects_moved += pack(owners, cls, id, d);
                 regroup(cls, id, d);
             }
@@ -513,7 +564,7 @@ private:
     // above the last object. Stops at the first object its owner will not let go. Returns the
     // objects moved.
     template <class Owners>
-    std::size_t pack(Owners& owners, std::uint32_t cls, std::uint32_t id, SpanDescriptor& d) noexcept {
+    std::size_t pack(Owners& owners, std::uint32_t cls, std::uint32_t id, descriptor_type& d) noexcept {
         const SizeClass& sc = size_classes::classes[cls];
         if (pages_for(std::size_t{d.live} * sc.object_bytes) >= d.populated_pages) return 0;
         std::size_t moved = 0;
@@ -521,8 +572,8 @@ private:
         std::uint32_t top = d.bump;  // slots >= top are free once the loop is done with them
         while (top > d.live) {
             const std::uint32_t slot = top - 1;
-            if (!(d.owners[slot] & SpanDescriptor::free_owner)) {
-                while (!(d.owners[hole] & SpanDescriptor::free_owner)) ++hole;
+            if (!(d.owners[slot] & free_owner)) {
+                while (!(d.owners[hole] & free_owner)) ++hole;
                 if (!relocate(owners, cls, id, d, slot, id, d, hole)) break;
                 ++moved;
             }
@@ -532,14 +583,15 @@ private:
         d.bump = top;
         d.free_head = no_slot;
         for (std::uint32_t slot = top; slot-- > 0;)
-            if (d.owners[slot] & SpanDescriptor::free_owner) push_free_slot(d, slot);
-        depopulate(cls, id, d, pages_for(std::size_t{top} * sc.object_bytes));
+            if (d.owners[slot] & free_owner) push_free_slot(d, slot);
+        depopulate(cls, d, pages_for(std::size_t{top} * sc.object_bytes));
         return moved;
     }
 
     std::unique_ptr<MemoryBudget> own_budget_;
     MemoryBudget& budget_;
-    SpanArena arena_;
+    PagePool& pool_;
+    arena_type arena_;
     std::unique_ptr<ClassState[]> classes_;
     std::atomic<std::size_t> pages_compacted_{0};
 };

@@ -13,12 +13,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
-#include <stdexcept>
-#include <string>
 #include <utility>
 
 #include "../errc.hpp"
 #include "../memory_budget.hpp"
+#include "page_pool.hpp"
 
 namespace zpage {
 
@@ -34,16 +33,9 @@ struct AllocatorConfig {
     // Account that committed memory is charged to, and whose limit allocation respects. nullptr:
     // the allocator keeps an unlimited account of its own.
     MemoryBudget* budget = nullptr;
-    // Address space reserved at a time for spans (a power of two); more regions are reserved as
-    // needed, up to 64.
-    std::size_t region_bytes = std::size_t{16} << 30;
-
-    // Throws std::invalid_argument naming the field at fault.
-    void validate(std::size_t max_span_bytes) const {
-        if (region_bytes < max_span_bytes || (region_bytes & (region_bytes - 1)) != 0)
-            throw std::invalid_argument("zpage::AllocatorConfig: region_bytes must be a power of two of at least " +
-                                        std::to_string(max_span_bytes) + " bytes");
-    }
+    // Where the allocator's pages come from (page_pool.hpp); nullptr: PagePool::shared(), the
+    // process's pool.
+    PagePool* pool = nullptr;
 };
 
 // A plain snapshot; figures from different moments of a busy allocator may be slightly apart.
@@ -51,7 +43,7 @@ struct AllocatorStats {
     std::size_t objects = 0;          // live objects
     std::size_t object_bytes = 0;     // their size-class sizes, summed
     std::size_t spans = 0;            // spans holding at least one object
-    std::size_t span_bytes = 0;       // populated span pages
+    std::size_t span_bytes = 0;       // pages the spans hold (taken from the page pool)
     std::size_t metadata_bytes = 0;   // span descriptors, per-slot owner maps, size-class states
     std::size_t pages_compacted = 0;  // pages given back by compact() since construction
 
@@ -59,7 +51,7 @@ struct AllocatorStats {
 };
 
 struct CompactionResult {
-    std::size_t pages_freed = 0;    // net of pages populated to take moved objects
+    std::size_t pages_freed = 0;    // net of pages taken to receive moved objects
     std::size_t objects_moved = 0;
     std::size_t bytes_moved = 0;    // size-class bytes copied
 };

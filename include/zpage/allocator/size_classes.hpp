@@ -2,14 +2,13 @@
 //
 // Objects of 32 B up to MaxObjectBytes fall into classes 16 B apart: at most 15 B of rounding per
 // object, 0.4% of the ~2 KiB a typical compressed 4 KiB page takes. Each class carves its objects
-// back to back out of spans of contiguous 4 KiB pages; objects may straddle page boundaries
-// inside a span, because a span is one contiguous virtual range in user space (the kernel's
-// zsmalloc has to map two pages for that; here it costs nothing).
+// back to back out of spans of 4 KiB pages; objects straddle page boundaries inside a span (as in
+// zsmalloc), and reading one that does costs a copy of it into a per-thread buffer.
 //
 // Pages per span are chosen per class, between half and all of max_pages_per_span, to minimise
 // the bytes at the end of a full span that no object fits in: 32-page spans leave 0.1% of a span
 // unused on average over the classes that real pages fill (zsmalloc's 8-page zspages: 1.5%).
-// Large spans are affordable because a span is populated page by page as its objects arrive,
+// Large spans are affordable because a span takes its pages one by one as its objects arrive,
 // so a class's partly filled span costs the pages it uses, not the whole span.
 #pragma once
 

@@ -1,11 +1,11 @@
-// zpage: spans and the arena they are carved from.
+// zpage: spans and the arena that names them.
 //
-// A span is a run of contiguous 4 KiB pages holding objects of one size class back to back. The
-// arena reserves address space in regions of 2^k bytes and divides each region into span slots of
-// the largest span size; span id `i` lives at a fixed address (region base + slot offset), so an
-// object's address follows from (span id, slot, class) without reading the span's descriptor.
-// Slots are reserved address space only: a span populates its pages as objects arrive and gives
-// them back when it empties, so a slot costs nothing while unused.
+// A span holds objects of one size class back to back at offsets slot * object_bytes of a byte
+// range of pages_per_span * 4 KiB. Its pages come one at a time from a PagePool, as the bump
+// pointer reaches them, and need not be adjacent: the span's descriptor lists them, and an object
+// that crosses a page boundary lies in two (or, for objects over 4 KiB, more) pages. The arena
+// hands out span ids and keeps each span's descriptor at a fixed address, so that a reader can go
+// from (span id, slot, class) to the object's pages without a lock.
 #pragma once
 
 #include <array>
@@ -21,11 +21,13 @@
 #include "../detail/spin_mutex.hpp"
 #include "../errc.hpp"
 #include "../memory_budget.hpp"
+#include "page_pool.hpp"
 
 namespace zpage {
 
 // Bookkeeping of one span, kept outside the span so that every byte of a span holds objects.
 // Guarded by the lock of the span's size class.
+template <std::size_t MaxPagesPerSpan>
 struct SpanDescriptor {
     static constexpr std::uint32_t nil = 0xFFFF'FFFF;
     // owners[slot]: the OwnerId of the object in that slot, or free_owner | next free slot.
@@ -41,36 +43,33 @@ struct SpanDescriptor {
     std::uint32_t live = 0;             // objects in the span
     std::uint32_t bump = 0;             // slots >= bump have never been handed out since the span began
     std::uint32_t free_head = nil;      // free slots below bump, linked through owners[]
-    std::uint32_t populated_pages = 0;  // pages [0, populated_pages) are resident
+    std::uint32_t populated_pages = 0;  // pages[0, populated_pages) are the span's, from its pool
     std::uint16_t size_class = 0;
     std::uint8_t group = 0;  // fullness group while linked; see SizeClassAllocator
     bool linked = false;     // on its class's fullness list (a non-full span being allocated from)
+    // Written under the class lock before any object in the page is published; an entry changes
+    // only while no live object lies in its page.
+    std::array<PageNumber, MaxPagesPerSpan> pages;
 };
 
+template <std::size_t MaxPagesPerSpan>
 class SpanArena {
 public:
-    static constexpr std::size_t max_regions = 64;
+    using descriptor_type = SpanDescriptor<MaxPagesPerSpan>;
+    static constexpr std::size_t spans_per_region = std::size_t{1} << 16;
+    static constexpr std::size_t max_regions = 1024;  // 64 M spans
 
-    SpanArena(std::size_t region_bytes, std::size_t span_slot_bytes, MemoryBudget& budget)
-        : region_bytes_(region_bytes),
-          span_slot_bytes_(span_slot_bytes),
-          spans_per_region_(region_bytes / span_slot_bytes),
-          budget_(budget) {
-        ZPAGE_ASSERT((spans_per_region_ & (spans_per_region_ - 1)) == 0);
-        while ((std::size_t{1} << region_shift_) < spans_per_region_) ++region_shift_;
-    }
+    explicit SpanArena(MemoryBudget& budget) : budget_(budget) {}
     ~SpanArena() {
         budget_.uncharge(descriptor_bytes_.load(std::memory_order_relaxed));
-        for (Region& r : regions_) {
-            detail::os::release(r.spans, region_bytes_);
-            detail::os::release(reinterpret_cast<std::byte*>(r.descriptors), descriptor_region_bytes());
-        }
+        for (descriptor_type* r : regions_)
+            detail::os::release(reinterpret_cast<std::byte*>(r), descriptor_region_bytes);
     }
     SpanArena(const SpanArena&) = delete;
     SpanArena& operator=(const SpanArena&) = delete;
 
     // A span id not in use, its descriptor reset; errc::out_of_memory when no address space is
-    // left. Any thread.
+    // left for descriptors. Any thread.
     [[nodiscard]] Result<std::uint32_t> acquire() noexcept {
         std::lock_guard guard(lock_);
         std::uint32_t id;
@@ -81,7 +80,7 @@ public:
             if (const Status grown = grow_for(next_id_); !grown) return grown.error();
             id = next_id_++;
         }
-        descriptor(id) = SpanDescriptor{};
+        descriptor(id) = descriptor_type{};
         return id;
     }
 
@@ -91,16 +90,12 @@ public:
         try {
             free_ids_.push_back(id);
         } catch (...) {
-            // Keeping the id unused costs address space only; nothing to undo.
+            // Keeping the id unused costs a descriptor's address space only; nothing to undo.
         }
     }
 
-    [[nodiscard]] SpanDescriptor& descriptor(std::uint32_t id) const noexcept {
-        return regions_[id >> region_shift_].descriptors[id & (spans_per_region_ - 1)];
-    }
-
-    [[nodiscard]] std::byte* base(std::uint32_t id) const noexcept {
-        return regions_[id >> region_shift_].spans + (id & (spans_per_region_ - 1)) * span_slot_bytes_;
+    [[nodiscard]] descriptor_type& descriptor(std::uint32_t id) const noexcept {
+        return regions_[id / spans_per_region][id % spans_per_region];
     }
 
     // Calls f on the descriptor of every id ever handed out, in use or not. Not concurrently
@@ -115,38 +110,26 @@ public:
     }
 
 private:
-    struct Region {
-        std::byte* spans = nullptr;
-        SpanDescriptor* descriptors = nullptr;
-    };
-
     static constexpr std::size_t pages_for(std::size_t bytes) noexcept {
         return (bytes + detail::os::page_bytes - 1) / detail::os::page_bytes;
     }
-    [[nodiscard]] std::size_t descriptor_region_bytes() const noexcept {
-        return pages_for(spans_per_region_ * sizeof(SpanDescriptor)) * detail::os::page_bytes;
-    }
+    static constexpr std::size_t descriptor_region_bytes =
+        pages_for(spans_per_region * sizeof(descriptor_type)) * detail::os::page_bytes;
 
-    // Makes a new id addressable: reserves its region on first use and charges the descriptor
-    // pages it brings into use. Caller holds lock_.
+    // Makes a new id addressable: reserves its region's descriptors on first use and charges the
+    // descriptor pages it brings into use. Caller holds lock_.
     Status grow_for(std::uint32_t id) noexcept {
-        const std::size_t region = id >> region_shift_;
+        const std::size_t region = id / spans_per_region;
         if (region >= max_regions) return errc::out_of_memory;
-        Region& r = regions_[region];
-        if (r.spans == nullptr) {
-            std::byte* spans = detail::os::reserve(region_bytes_);
-            std::byte* descriptors = spans ? detail::os::reserve(descriptor_region_bytes()) : nullptr;
-            if (descriptors == nullptr) {
-                detail::os::release(spans, region_bytes_);
-                return errc::out_of_memory;
-            }
-            r.spans = spans;
-            r.descriptors = reinterpret_cast<SpanDescriptor*>(descriptors);
+        if (regions_[region] == nullptr) {
+            std::byte* descriptors = detail::os::reserve(descriptor_region_bytes);
+            if (descriptors == nullptr) return errc::out_of_memory;
+            regions_[region] = reinterpret_cast<descriptor_type*>(descriptors);
         }
         // Ids of a region are handed out in order, so the descriptors written so far fill a
         // prefix of its descriptor pages: charge a page when the new descriptor first reaches it.
-        const std::size_t local = id & (spans_per_region_ - 1);
-        const std::size_t grown = pages_for((local + 1) * sizeof(SpanDescriptor)) - pages_for(local * sizeof(SpanDescriptor));
+        const std::size_t local = id % spans_per_region;
+        const std::size_t grown = pages_for((local + 1) * sizeof(descriptor_type)) - pages_for(local * sizeof(descriptor_type));
         if (grown != 0) {
             budget_.charge(grown * detail::os::page_bytes);
             descriptor_bytes_.fetch_add(grown * detail::os::page_bytes, std::memory_order_relaxed);
@@ -154,12 +137,8 @@ private:
         return errc::ok;
     }
 
-    const std::size_t region_bytes_;
-    const std::size_t span_slot_bytes_;
-    const std::size_t spans_per_region_;
-    unsigned region_shift_ = 0;
     MemoryBudget& budget_;
-    std::array<Region, max_regions> regions_{};  // filled in under lock_, published by handle words
+    std::array<descriptor_type*, max_regions> regions_{};  // filled in under lock_, published by handle words
     detail::SpinMutex lock_;
     std::vector<std::uint32_t> free_ids_;
     std::uint32_t next_id_ = 0;

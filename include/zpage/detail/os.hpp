@@ -22,6 +22,9 @@ inline constexpr std::size_t page_bytes = 4096;
 
 enum class Call : std::uint8_t { reserve, populate, decommit, count };
 
+// Transparent huge pages: 2 MiB on x86-64 and arm64 with 4 KiB base pages.
+inline constexpr std::size_t huge_page_bytes = std::size_t{2} << 20;
+
 // Test hook: when set, consulted before each OS call; returning true makes that call fail as if
 // the kernel had refused it.
 using FaultInjector = bool (*)(Call) noexcept;
@@ -42,6 +45,29 @@ inline bool injected_failure(Call call) noexcept {
     if (injected_failure(Call::reserve)) return nullptr;
     void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     return p == MAP_FAILED ? nullptr : static_cast<std::byte*>(p);
+}
+
+// Reserves `bytes` (a multiple of huge_page_bytes) aligned to huge_page_bytes, so that each
+// aligned 2 MiB of it can be backed by one transparent huge page. Returns nullptr on failure.
+[[nodiscard]] inline std::byte* reserve_huge_aligned(std::size_t bytes) noexcept {
+    std::byte* raw = reserve(bytes + huge_page_bytes);
+    if (raw == nullptr) return nullptr;
+    const auto address = reinterpret_cast<std::uintptr_t>(raw);
+    const std::size_t lead = (huge_page_bytes - address % huge_page_bytes) % huge_page_bytes;
+    if (lead != 0) ::munmap(raw, lead);
+    ::munmap(raw + lead + bytes, huge_page_bytes - lead);
+    return raw + lead;
+}
+
+// Asks for transparent huge pages on [p, p + bytes): populating an aligned 2 MiB then takes one
+// fault instead of 512. Advisory; false when the kernel has them off or lacks them.
+inline bool advise_huge_pages(std::byte* p, std::size_t bytes) noexcept {
+#ifdef MADV_HUGEPAGE
+    return ::madvise(p, bytes, MADV_HUGEPAGE) == 0;
+#else
+    static_cast<void>(p), static_cast<void>(bytes);
+    return false;
+#endif
 }
 
 inline void release(std::byte* p, std::size_t bytes) noexcept {
