@@ -68,8 +68,8 @@ public:
     SpanArena(const SpanArena&) = delete;
     SpanArena& operator=(const SpanArena&) = delete;
 
-    // A span id not in use, its descriptor reset; errc::out_of_memory when no address space is
-    // left for descriptors. Any thread.
+    // A span id not in use, its descriptor reset; errc::memory_limit when the budget refuses a
+    // new descriptor page, errc::out_of_memory when no address space is left. Any thread.
     [[nodiscard]] Result<std::uint32_t> acquire() noexcept {
         std::lock_guard guard(lock_);
         std::uint32_t id;
@@ -117,7 +117,7 @@ private:
         pages_for(spans_per_region * sizeof(descriptor_type)) * detail::os::page_bytes;
 
     // Makes a new id addressable: reserves its region's descriptors on first use and charges the
-    // descriptor pages it brings into use. Caller holds lock_.
+    // descriptor page it brings into use, within the budget's limit. Caller holds lock_.
     Status grow_for(std::uint32_t id) noexcept {
         const std::size_t region = id / spans_per_region;
         if (region >= max_regions) return errc::out_of_memory;
@@ -131,7 +131,7 @@ private:
         const std::size_t local = id % spans_per_region;
         const std::size_t grown = pages_for((local + 1) * sizeof(descriptor_type)) - pages_for(local * sizeof(descriptor_type));
         if (grown != 0) {
-            budget_.charge(grown * detail::os::page_bytes);
+            if (!budget_.try_charge(grown * detail::os::page_bytes)) return errc::memory_limit;
             descriptor_bytes_.fetch_add(grown * detail::os::page_bytes, std::memory_order_relaxed);
         }
         return errc::ok;
