@@ -170,6 +170,29 @@ TEST_CASE("--steady times stores over pages already stored, and still verifies")
     CHECK(json_value(o.out, "orig_bytes") == std::to_string(200 * 4096));
 }
 
+TEST_CASE("--baseline adds each codec alone on the same pages, verified, beside zpage") {
+    TempPages input(300, 0);
+    const Outcome o = run_bench("--baseline --json --algo lz4,zstd-3 " + input.path);
+    INFO("stderr: " << o.err);
+    REQUIRE(o.status == 0);
+    const auto out = lines(o.out);
+    REQUIRE(out.size() == 4);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        CHECK(json_fields(out[i]).size() == documented_fields.size());
+        CHECK(json_value(out[i], "engine") == (i % 2 == 0 ? "codec-alone" : "zpage"));
+        CHECK(json_value(out[i], "verified") == "true");
+        // Same codec, same pages, same huge threshold: the same pages kept raw, and no more
+        // compressed bytes in the store (which keeps same-filled pages in no bytes at all).
+        if (i % 2 == 1) {
+            CHECK(json_value(out[i], "huge_pages") == json_value(out[i - 1], "huge_pages"));
+            CHECK(std::stoull(json_value(out[i], "compr_bytes")) <= std::stoull(json_value(out[i - 1], "compr_bytes")));
+        }
+    }
+    const Outcome table = run_bench("--baseline --algo lz4 " + input.path);
+    REQUIRE(table.status == 0);
+    CHECK(table.out.find("zpage lz4 against the codec alone") != std::string::npos);
+}
+
 TEST_CASE("the table names every codec and the verification") {
     TempPages input(64, 0);
     const Outcome o = run_bench("--algo lz4hc-4,zstd--3 " + input.path);

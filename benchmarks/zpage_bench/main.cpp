@@ -21,6 +21,7 @@
 #include "kernel_zram.hpp"
 #include "progress.hpp"
 #include "report.hpp"
+#include "run_codec.hpp"
 #include "run_zpage.hpp"
 #include "types.hpp"
 
@@ -49,6 +50,9 @@ options
                      memory the OS has yet to map page by page
   --kernel           also run every codec the kernel has through /dev/zram0 (root, device unused)
   --kernel=auto      the same, but an occupied device is a note instead of an error
+  --baseline         also time each codec alone on the same pages: compressed into a preallocated
+                     arena and decompressed back, no store (engine "codec-alone"), the limit a
+                     store can approach
   --json             one JSON object per result on stdout instead of the table
   --plot FILE.svg    write a chart of ratio against store and load throughput
   -h, --help         this text
@@ -68,6 +72,7 @@ struct Options {
     KernelMode kernel = KernelMode::off;
     bool json = false;
     bool steady = false;
+    bool baseline = false;
     std::optional<std::string> plot;
 };
 
@@ -111,6 +116,8 @@ std::optional<Options> parse_options(int argc, char** argv) {
             o.json = true;
         } else if (arg == "--steady") {
             o.steady = true;
+        } else if (arg == "--baseline") {
+            o.baseline = true;
         } else if (arg == "--plot") {
             o.plot = std::string(value());
         } else if (arg == "--ignore-tail") {
@@ -148,10 +155,11 @@ int run(int argc, char** argv) {
     if (inputs.empty()) inputs = default_inputs(o.page_size, std::cerr);
 
     // Plan the runs first, so that the progress bar knows the whole amount of work.
+    enum class Engine { zpage, kernel_zram, codec_alone };
     struct Job {
         const PageSet* input;
         const CodecSpec* spec;
-        bool kernel;
+        Engine engine;
     };
     std::vector<Job> jobs;
     std::vector<Unavailable> unavailable;
@@ -159,15 +167,19 @@ int run(int argc, char** argv) {
     const std::size_t passes = o.steady ? 3 : 2;  // stores (twice with --steady), then loads
     for (const PageSet& input : inputs) {
         for (const CodecSpec& spec : specs) {
+            if (spec.runs_on_zpage() && o.baseline) {
+                jobs.push_back({&input, &spec, Engine::codec_alone});
+                units += 2 * input.pages();
+            }
             if (spec.runs_on_zpage()) {
-                jobs.push_back({&input, &spec, false});
+                jobs.push_back({&input, &spec, Engine::zpage});
                 units += passes * input.pages();
             }
             if (!with_kernel) continue;
             const std::optional<std::string> name = spec.kernel_name();
             if (name && std::find(kernel.algorithms.begin(), kernel.algorithms.end(), *name) != kernel.algorithms.end() &&
                 (!spec.kernel_level() || kernel.has_algorithm_params)) {
-                jobs.push_back({&input, &spec, true});
+                jobs.push_back({&input, &spec, Engine::kernel_zram});
                 units += passes * input.pages();
             } else {
                 std::string offered;
@@ -188,10 +200,22 @@ int run(int argc, char** argv) {
     std::vector<RunResult> results;
     for (const Job& job : jobs) {
         if (interrupted.load()) throw Interrupted();
-        bar.set_label(job.input->name + " " + (job.kernel ? "kernel-zram " : "zpage ") + job.spec->name);
-        RunResult r = job.kernel ? run_kernel_zram(*job.input, *job.spec->kernel_name(), job.spec->kernel_level(),
-                                                   job.spec->name, o.threads, progress, o.steady)
-                                 : run_zpage(*job.input, *job.spec, o.threads, progress, o.steady);
+        RunResult r;
+        switch (job.engine) {
+        case Engine::zpage:
+            bar.set_label(job.input->name + " zpage " + job.spec->name);
+            r = run_zpage(*job.input, *job.spec, o.threads, progress, o.steady);
+            break;
+        case Engine::kernel_zram:
+            bar.set_label(job.input->name + " kernel-zram " + job.spec->name);
+            r = run_kernel_zram(*job.input, *job.spec->kernel_name(), job.spec->kernel_level(), job.spec->name,
+                                o.threads, progress, o.steady);
+            break;
+        case Engine::codec_alone:
+            bar.set_label(job.input->name + " codec-alone " + job.spec->name);
+            r = run_codec_alone(*job.input, *job.spec, o.threads, progress);
+            break;
+        }
         if (o.json) {
             bar.finish();
             print_json(stdout, r);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <string>
 #include <vector>
@@ -122,6 +123,16 @@ inline void print_table(std::FILE* out, const std::vector<RunResult>& results,
         const RunResult* kernel_default = nullptr;
         for (const auto& r : results)
             if (r.input == input && r.engine == "kernel-zram" && r.algo == "lzo-rle") kernel_default = &r;
+        // Both engines against the codec alone (--baseline): what each spends beyond the codec.
+        for (const auto& c : results) {
+            if (c.input != input || c.engine != "codec-alone") continue;
+            for (const auto& e : results) {
+                if (e.input != input || e.algo != c.algo || e.engine == "codec-alone") continue;
+                std::fprintf(out, "  %s %s against the codec alone: ratio x%.3f, store x%.2f, load x%.2f\n",
+                             e.engine.c_str(), e.algo.c_str(), e.ratio() / c.ratio(), e.store_mib_s / c.store_mib_s,
+                             e.load_mib_s / c.load_mib_s);
+            }
+        }
         for (const auto& z : results) {
             if (z.input != input || z.engine != "zpage") continue;
             for (const auto& k : results) {
@@ -136,11 +147,24 @@ inline void print_table(std::FILE* out, const std::vector<RunResult>& results,
     std::fprintf(out,
                  "\nratio = orig / mem_used; mem_used counts all a store holds (zpage: its page table too; "
                  "the kernel's mm_stat leaves zram's table out). /s = MiB/s over all threads; latencies per page.\n");
+    std::uint64_t spare = 0;
+    for (const auto& r : results) spare = std::max(spare, r.pool_spare_bytes);
+    if (spare != 0)
+        std::fprintf(out,
+                     "zpage's page pool held at most %.1f MiB beyond the pages its stores used (the rest of the "
+                     "chunk it hands out from, and freed pages kept for reuse), in no store's mem_used.\n",
+                     detail::as_mib(spare));
+    if (std::any_of(results.begin(), results.end(), [](const RunResult& r) { return r.engine == "codec-alone"; }))
+        std::fprintf(out, "codec-alone: each page compressed into a preallocated arena and decompressed back, no "
+                          "store; its mem_used is the compressed bytes alone.\n");
 }
 
 // Ratio against store throughput (left) and load throughput (right), throughput on a log scale;
 // one colour per input, filled circles for zpage, hollow squares for the kernel.
-inline bool write_svg(const std::string& path, const std::vector<RunResult>& results) {
+inline bool write_svg(const std::string& path, const std::vector<RunResult>& all_results) {
+    std::vector<RunResult> results;  // the two engines; codec-alone rows belong to the table
+    std::copy_if(all_results.begin(), all_results.end(), std::back_inserter(results),
+                 [](const RunResult& r) { return r.engine != "codec-alone"; });
     constexpr double width = 1050, height = 490, panel_w = 440, panel_h = 340, top = 60, left0 = 70, gap = 60;
     const char* palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"};
     std::vector<std::string> inputs;

@@ -102,6 +102,7 @@ RunResult run_store(const PageSet& input, typename Store::compressor_type codec,
     if (steady) pass(store_page);
     const Pass stored = pass(store_page);
     const zpage::Stats stats = store.stats();
+    r.pool_spare_bytes = store.allocator().pool().stats().spare_bytes;
     const Pass loaded = pass([&](std::size_t i, std::span<std::byte, page_size> out) { return store.load(i, out); });
     if (progress) progress((steady ? 3 : 2) * pages - reported.load());  // what the steps left over
 

@@ -47,7 +47,7 @@ struct PageSet {
 // One row of the report: one input through one codec on one engine.
 struct RunResult {
     std::string input;
-    std::string engine;  // "zpage" or "kernel-zram"
+    std::string engine;  // "zpage", "kernel-zram" or (--baseline) "codec-alone"
     std::string algo;    // the name the user gave, e.g. "lz4", "zstd-3", "lzo-rle"
     unsigned threads = 1;
     std::size_t pages = 0;
@@ -63,6 +63,9 @@ struct RunResult {
     double load_p50_us = 0;
     double load_p99_us = 0;
     bool verified = false;  // every page read back equal to what was stored
+    // zpage only, not in the JSON: what the process's page pool held beyond the pages it had
+    // handed out, right after the stores (memory resident but in no store's mem_used).
+    std::uint64_t pool_spare_bytes = 0;
 
     [[nodiscard]] double ratio() const {
         return mem_used_bytes == 0 ? 0.0 : static_cast<double>(orig_bytes) / static_cast<double>(mem_used_bytes);
