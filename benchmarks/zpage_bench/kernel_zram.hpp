@@ -46,6 +46,9 @@ namespace detail {
 inline const std::string zram_sysfs = "/sys/block/zram0/";
 inline const std::string zram_device = "/dev/zram0";
 inline constexpr std::size_t zram_request_bytes = std::size_t{1} << 20;
+// zram's table entry per page of disksize (struct zram_table_entry: handle, then flags, size and
+// access time), which mm_stat leaves out of mem_used_total.
+inline constexpr std::size_t zram_slot_bytes = 16;
 
 // A sysfs attribute's first line, or nullopt (errno set) if it cannot be read.
 inline std::optional<std::string> read_zram_attribute(const std::string& name) {
@@ -397,12 +400,15 @@ inline RunResult run_kernel_zram(const PageSet& pages, const std::string& kernel
     result.pages = pages.pages();
     result.orig_bytes = stat.orig_data_size;
     result.compr_bytes = stat.compr_data_size;
-    result.mem_used_bytes = stat.mem_used_total;
+    // mm_stat's mem_used_total counts zsmalloc's pages only; zram's table (one 16-byte slot per
+    // page of disksize, allocated when disksize is set) is memory the device holds too, and a zpage
+    // store counts its own table in mem_used_total: add it, so that both columns mean the same.
+    const auto kernel_page_bytes = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    result.mem_used_bytes = stat.mem_used_total + disksize / kernel_page_bytes * detail::zram_slot_bytes;
     // The kernel counts same and huge pages in its own pages; reported in units of page_size, as
     // every other figure of the row.
-    const auto kernel_page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-    result.same_pages = stat.same_pages * kernel_page / pages.page_size;
-    result.huge_pages = stat.huge_pages * kernel_page / pages.page_size;
+    result.same_pages = stat.same_pages * kernel_page_bytes / pages.page_size;
+    result.huge_pages = stat.huge_pages * kernel_page_bytes / pages.page_size;
     const double mib = static_cast<double>(total_bytes) / (1 << 20);
     result.store_mib_s = stored.seconds > 0 ? mib / stored.seconds : 0;
     result.load_mib_s = loaded.seconds > 0 ? mib / loaded.seconds : 0;

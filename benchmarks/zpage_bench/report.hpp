@@ -145,8 +145,9 @@ inline void print_table(std::FILE* out, const std::vector<RunResult>& results,
         }
     }
     std::fprintf(out,
-                 "\nratio = orig / mem_used; mem_used counts all a store holds (zpage: its page table too; "
-                 "the kernel's mm_stat leaves zram's table out). /s = MiB/s over all threads; latencies per page.\n");
+                 "\nratio = orig / mem_used; mem_used counts all a store holds, its table of 16 B per page "
+                 "included (kernel-zram: mm_stat's mem_used_total plus zram's table, which mm_stat leaves "
+                 "out). /s = MiB/s over all threads; latencies per page.\n");
     std::uint64_t spare = 0;
     for (const auto& r : results) spare = std::max(spare, r.pool_spare_bytes);
     if (spare != 0)
