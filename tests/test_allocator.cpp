@@ -147,37 +147,6 @@ TEST_CASE("allocation fills the fullest span first") {
     for (int i = 0; i < 10; ++i) CHECK(zpage::ObjectLocation::of(*a.allocate(bytes, 0)).span == fuller_span);
 }
 
-TEST_CASE("a sparse class places its first objects in a slightly larger class's span") {
-    Allocator a;
-    std::mt19937_64 rng(zpage_test::test_seed());
-    const auto large = random_bytes(rng, 3100);
-    const Object anchor{*a.allocate(large, 0), large};
-    const std::uint32_t anchor_class = zpage::ObjectLocation::of(anchor.handle).size_class;
-    REQUIRE(a.stats().spans == 1);
-    // 3000 B objects: 7 classes below, within reach (1/16 of 3000 B); their class has no span.
-    std::vector<Object> objects;
-    for (int i = 0; i < 8; ++i) {
-        auto bytes = random_bytes(rng, 3000);
-        objects.push_back({*a.allocate(bytes, 0), std::move(bytes)});
-        CHECK(zpage::ObjectLocation::of(objects.back().handle).size_class == anchor_class);
-    }
-    CHECK(a.stats().spans == 1);
-    // Past the allowance the class starts a span of its own.
-    auto bytes = random_bytes(rng, 3000);
-    objects.push_back({*a.allocate(bytes, 0), std::move(bytes)});
-    CHECK(zpage::ObjectLocation::of(objects.back().handle).size_class < anchor_class);
-    CHECK(a.stats().spans == 2);
-    // Small objects never move up a class (rounding would cost more than 1/16 of them).
-    const auto small = random_bytes(rng, 200);
-    objects.push_back({*a.allocate(small, 0), small});
-    CHECK(zpage::ObjectLocation::of(objects.back().handle).size_class == Allocator::size_classes::class_of(200));
-    for (const Object& o : objects) CHECK(holds(a, o));
-    CHECK(holds(a, anchor));
-    for (const Object& o : objects) a.deallocate(o.handle);
-    a.deallocate(anchor.handle);
-    CHECK(a.stats().spans == 0);
-}
-
 TEST_CASE("a memory limit refuses what does not fit and keeps what is stored") {
     zpage::MemoryBudget budget;
     Allocator a({.budget = &budget});

@@ -32,7 +32,6 @@
 #include <memory>
 #include <mutex>
 #include <new>
-#include <optional>
 #include <span>
 #include <stdexcept>
 
@@ -115,8 +114,23 @@ public:
         if (bytes.empty() || bytes.size() > max_object_bytes) return errc::invalid_argument;
         ZPAGE_ASSERT(owner <= max_owner_id);
         const auto cls = static_cast<std::uint32_t>(size_classes::class_of(bytes.size()));
-        if (const std::optional<ObjectHandle> borrowed = allocate_borrowed(cls, bytes, owner)) return *borrowed;
-        return *allocate_in(cls, bytes, owner, true);
+        ClassState& state = classes_[cls];
+        std::lock_guard guard(state.lock);
+        const Result<std::uint32_t> span = span_with_room(cls);
+        if (!span) return span.error();
+        descriptor_type& d = arena_.descriptor(*span);
+        const Result<std::uint32_t> slot = take_slot(cls, d);
+        if (!slot) {
+            if (d.live == 0) release_span(cls, *span, d);
+            return slot.error();
+        }
+        const ObjectLocation where{*span, *slot, cls};
+        copy_in(where, bytes.data(), bytes.size());
+        d.owners[*slot] = owner;
+        ++d.live;
+        regroup(cls, *span, d);
+        add(state.objects, 1);
+        return where.handle();
     }
 
     // Frees a live object. Any thread, but not under the object's owner lock (compaction may be
@@ -212,7 +226,6 @@ private:
         std::atomic<std::uint32_t> spans{0};
         std::atomic<std::uint32_t> populated_pages{0};
         std::atomic<std::uint32_t> owner_bytes{0};
-        std::atomic<std::uint32_t> borrowed{0};  // objects of this class placed in larger classes' spans
 
         static constexpr std::array<std::uint32_t, fullness_groups> no_heads() noexcept {
             std::array<std::uint32_t, fullness_groups> h{};
@@ -313,63 +326,6 @@ private:
         if (d.linked && d.group == group) return;
         unlink(state, d);
         link(state, id, d, group);
-    }
-
-    // ---- allocation ----
-
-    // Allocates in a span of class `cls`; unless `may_start_span`, only where one has room
-    // (nullopt otherwise). Takes the class lock.
-    std::optional<Result<ObjectHandle>> allocate_in(std::uint32_t cls, std::span<const std::byte> bytes, OwnerId owner,
-                                                    bool may_start_span) noexcept {
-        ClassState& state = classes_[cls];
-        std::lock_guard guard(state.lock);
-        if (!may_start_span && std::all_of(state.heads.begin(), state.heads.end(), [](std::uint32_t h) { return h == nil; }))
-            return std::nullopt;
-        const Result<std::uint32_t> span = span_with_room(cls);
-        if (!span) return Result<ObjectHandle>(span.error());
-        descriptor_type& d = arena_.descriptor(*span);
-        const Result<std::uint32_t> slot = take_slot(cls, d);
-        if (!slot) {
-            if (d.live == 0) release_span(cls, *span, d);
-            return Result<ObjectHandle>(slot.error());
-        }
-        const ObjectLocation where{*span, *slot, cls};
-        copy_in(where, bytes.data(), bytes.size());
-        d.owners[*slot] = owner;
-        ++d.live;
-        regroup(cls, *span, d);
-        add(state.objects, 1);
-        return Result<ObjectHandle>(where.handle());
-    }
-
-    // A sparse class (no span of its own, and few objects placed so far) puts its objects in a
-    // span of a slightly larger class that has room, instead of starting a span, and taking a
-    // page, for one or two objects: a few large, barely compressible pages spread over many
-    // classes otherwise cost a page each. The larger slot wastes at most 1/16 of the object
-    // (borrow_reach); a class places at most max_borrowed objects so, over its lifetime, then
-    // starts spans of its own. The handle names the span's class, so nothing else changes.
-    std::optional<ObjectHandle> allocate_borrowed(std::uint32_t cls, std::span<const std::byte> bytes,
-                                                  OwnerId owner) noexcept {
-        ClassState& state = classes_[cls];
-        if (state.spans.load(std::memory_order_relaxed) != 0 ||
-            state.borrowed.load(std::memory_order_relaxed) >= max_borrowed)
-            return std::nullopt;
-        const std::size_t last = std::min(size_classes::class_count - 1, cls + borrow_reach(bytes.size()));
-        for (std::size_t other = cls + 1; other <= last; ++other) {
-            const std::optional<Result<ObjectHandle>> placed =
-                allocate_in(static_cast<std::uint32_t>(other), bytes, owner, false);
-            if (placed && *placed) {
-                state.borrowed.fetch_add(1, std::memory_order_relaxed);
-                return **placed;
-            }
-        }
-        return std::nullopt;
-    }
-
-    static constexpr std::uint32_t max_borrowed = 8;
-    // Classes above an object's own that it may be placed in: 16 B each, at most 1/16 of it.
-    static constexpr std::size_t borrow_reach(std::size_t bytes) noexcept {
-        return std::min<std::size_t>(bytes / (16 * size_classes::class_step_bytes), 16);
     }
 
     // ---- spans and slots (class lock held) ----
