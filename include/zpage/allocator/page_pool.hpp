@@ -20,7 +20,7 @@
 //
 // One pool serves any number of allocators (PagePool::shared() by default), so the spare memory is
 // bounded per process, not per store. Thread-safe: one lock, held for a few instructions per page
-// and for the madvise call when a chunk is started.
+// but not while the OS populates a chunk.
 #pragma once
 
 #include <algorithm>
@@ -31,6 +31,7 @@
 #include <mutex>
 #include <new>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include <boost/container/small_vector.hpp>
@@ -85,9 +86,9 @@ public:
     // Hands out out.size() resident, writable pages (their contents are undefined), or none with
     // errc::out_of_memory when the OS refuses memory or address space.
     [[nodiscard]] Status take(std::span<PageNumber> out) noexcept {
-        std::lock_guard guard(lock_);
+        std::unique_lock guard(lock_);
         for (std::size_t i = 0; i < out.size(); ++i) {
-            const Result<PageNumber> page = take_one();
+            const Result<PageNumber> page = take_one(guard);
             if (!page) {
                 give_locked(out.first(i));
                 return page.error();
@@ -139,25 +140,27 @@ private:
 
     static constexpr std::uint32_t no_chunk = 0xFFFF'FFFF;
 
-    Result<PageNumber> take_one() noexcept {
-        while (!warm_.empty()) {
-            const PageNumber page = warm_.back();
-            warm_.pop_back();
-            if (state(page) != PageState::warm) continue;
-            --chunks_[page / chunk_pages].warm;
-            --warm_pages_;
-            return hand_out(page);
+    // Caller holds `guard`, which start_chunk() lets go of while the OS populates a chunk.
+    Result<PageNumber> take_one(std::unique_lock<std::mutex>& guard) noexcept {
+        for (;;) {
+            while (!warm_.empty()) {
+                const PageNumber page = warm_.back();
+                warm_.pop_back();
+                if (state(page) != PageState::warm) continue;
+                --chunks_[page / chunk_pages].warm;
+                --warm_pages_;
+                return hand_out(page);
+            }
+            if (current_ != no_chunk && bump_ < chunk_pages) return hand_out(current_page(bump_++));
+            if (cold_pages_ > chunk_pages) {
+                if (const Result<PageNumber> page = take_cold(); page) return page;
+            }
+            if (const Status started = start_chunk(guard); !started) {
+                // No new chunk: a hole in a partly used one will do.
+                if (cold_pages_ != 0) return take_cold();
+                return started.error();
+            }
         }
-        if (current_ != no_chunk && bump_ < chunk_pages) return hand_out(current_page(bump_++));
-        if (cold_pages_ > chunk_pages) {
-            if (const Result<PageNumber> page = take_cold(); page) return page;
-        }
-        if (const Status started = start_chunk(); !started) {
-            // No new chunk: a hole in a partly used one will do.
-            if (cold_pages_ != 0) return take_cold();
-            return started.error();
-        }
-        return hand_out(current_page(bump_++));
     }
 
     Result<PageNumber> take_cold() noexcept {
@@ -188,37 +191,56 @@ private:
         return static_cast<PageNumber>(current_ * chunk_pages + index);
     }
 
-    // Makes a chunk resident (one given back whole, else a new one) and hands out from it. Called
-    // when the current chunk has handed out all its pages.
-    Status start_chunk() noexcept {
+    // Makes a chunk resident (one given back whole, else a new one) to hand out from next. The
+    // lock is let go of while the OS populates it (a 2 MiB fault, a tenth of a millisecond or
+    // more), so that other threads go on taking pages meanwhile; if one of them started a chunk
+    // in the meantime, this one waits as the next (`ready_`). Called when the current chunk has
+    // handed out all its pages; the caller then looks again for a page.
+    Status start_chunk(std::unique_lock<std::mutex>& guard) noexcept {
+        if (ready_ != no_chunk) {
+            make_current(std::exchange(ready_, no_chunk));
+            return errc::ok;
+        }
         std::uint32_t chunk;
-        bool reused = false;
         if (!empty_chunks_.empty()) {
             chunk = empty_chunks_.back();
-            reused = true;
-        } else {
-            if (std::size_t{next_chunk_} * chunk_pages / region_pages >= max_regions) return errc::out_of_memory;
-            chunk = next_chunk_;
-            if (const Status grown = grow_for(chunk); !grown) return grown;
-        }
-        std::byte* base = address(static_cast<PageNumber>(std::size_t{chunk} * chunk_pages));
-        if (!detail::os::populate(base, chunk_bytes)) {
-            detail::os::decommit(base, chunk_bytes);  // whatever part of it the kernel did provide
-            return errc::out_of_memory;
-        }
-        if (reused) {
             empty_chunks_.pop_back();
         } else {
-            ++next_chunk_;
+            if (std::size_t{next_chunk_} * chunk_pages / region_pages >= max_regions) return errc::out_of_memory;
+            if (const Status grown = grow_for(next_chunk_); !grown) return grown;
+            chunk = next_chunk_++;
         }
-        const std::uint32_t previous = current_;
+        std::byte* base = address(static_cast<PageNumber>(std::size_t{chunk} * chunk_pages));
+        guard.unlock();
+        const bool populated = detail::os::populate(base, chunk_bytes);
+        if (!populated) detail::os::decommit(base, chunk_bytes);  // whatever part of it the kernel did provide
+        guard.lock();
+        if (!populated) {
+            try {
+                empty_chunks_.push_back(chunk);
+            } catch (const std::bad_alloc&) {
+                // Its address space goes unused; nothing else is lost.
+            }
+            return errc::out_of_memory;
+        }
         chunks_[chunk] = Chunk{.started = true};
         resident_pages_ += chunk_pages;
         ++chunks_started_;
+        if (current_ != no_chunk && bump_ < chunk_pages && ready_ == no_chunk) {
+            ready_ = chunk;  // another thread's chunk came first
+        } else if (current_ != no_chunk && bump_ < chunk_pages) {
+            settle(chunk);  // a third at once (rare): back it goes
+        } else {
+            make_current(chunk);
+        }
+        return errc::ok;
+    }
+
+    void make_current(std::uint32_t chunk) noexcept {
+        const std::uint32_t previous = current_;
         current_ = chunk;
         bump_ = 0;
         if (previous != no_chunk) settle(previous);
-        return errc::ok;
     }
 
     // Reserves the address space region of `chunk` if it has none yet and grows the page
@@ -253,7 +275,7 @@ private:
         boost::container::small_vector<PageNumber, 64> to_os;
         for (const PageNumber page : pages) {
             const auto chunk = static_cast<std::uint32_t>(page / chunk_pages);
-            const bool chunk_empties = chunks_[chunk].in_use == 0 && chunk != current_;
+            const bool chunk_empties = chunks_[chunk].in_use == 0 && chunk != current_ && chunk != ready_;
             if (chunk_empties || warm_pages_ < config_.retain_pages || !remember(to_os, page)) {
                 make_warm(page);
             }
@@ -307,7 +329,7 @@ private:
     // whole; its stack entries turn stale.
     void settle(std::uint32_t index) noexcept {
         Chunk& chunk = chunks_[index];
-        if (!chunk.started || chunk.in_use != 0 || index == current_) return;
+        if (!chunk.started || chunk.in_use != 0 || index == current_ || index == ready_) return;
         std::byte* base = address(static_cast<PageNumber>(std::size_t{index} * chunk_pages));
         if (!detail::os::decommit(base, chunk_bytes)) return;  // it stays as it is; its pages are reusable
         try {
@@ -352,6 +374,7 @@ private:
     std::vector<std::uint32_t> empty_chunks_;
     std::uint32_t next_chunk_ = 0;
     std::uint32_t current_ = no_chunk;
+    std::uint32_t ready_ = no_chunk;  // populated, waiting to become current
     std::size_t bump_ = 0;
     std::size_t pages_in_use_ = 0;
     std::size_t resident_pages_ = 0;
