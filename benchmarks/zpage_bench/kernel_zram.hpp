@@ -392,12 +392,7 @@ inline RunResult run_kernel_zram(const PageSet& pages, const std::string& kernel
     const detail::PhaseTiming loaded =
         detail::transfer(false, device.get(), buffer.data(), total_bytes, pages.page_size, threads, progress);
 
-    RunResult result;
-    result.input = pages.name;
-    result.engine = "kernel-zram";
-    result.algo = label_algo;
-    result.threads = std::max(threads, 1u);
-    result.pages = pages.pages();
+    RunResult result = result_for(pages, "kernel-zram", label_algo, std::max(threads, 1u));
     result.orig_bytes = stat.orig_data_size;
     result.compr_bytes = stat.compr_data_size;
     // mm_stat's mem_used_total counts zsmalloc's pages only; zram's table (one 16-byte slot per
@@ -412,10 +407,7 @@ inline RunResult run_kernel_zram(const PageSet& pages, const std::string& kernel
     const double mib = static_cast<double>(total_bytes) / (1 << 20);
     result.store_mib_s = stored.seconds > 0 ? mib / stored.seconds : 0;
     result.load_mib_s = loaded.seconds > 0 ? mib / loaded.seconds : 0;
-    result.store_p50_us = percentile(stored.page_latencies_us, 0.50);
-    result.store_p99_us = percentile(stored.page_latencies_us, 0.99);
-    result.load_p50_us = percentile(loaded.page_latencies_us, 0.50);
-    result.load_p99_us = percentile(loaded.page_latencies_us, 0.99);
+    set_latencies(result, stored.page_latencies_us, loaded.page_latencies_us);
     result.verified = std::memcmp(buffer.data(), pages.bytes.data(), total_bytes) == 0;
     return result;
 }

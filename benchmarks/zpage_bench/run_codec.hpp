@@ -9,12 +9,11 @@
 
 #include <zpage/zpage.hpp>
 
-#include <atomic>
 #include <cstring>
 #include <vector>
 
 #include "codec_spec.hpp"
-#include "run_zpage.hpp"
+#include "timed_pass.hpp"
 #include "types.hpp"
 
 namespace zpage_bench {
@@ -29,84 +28,48 @@ RunResult run_codec_alone_sized(const PageSet& input, const Codec& codec, const 
     const std::size_t pages = input.pages();
     std::vector<std::byte> arena(pages * slot_bytes);  // zero-filled: touched before timing
     std::vector<std::uint32_t> stored(pages);           // bytes kept per page; PageSize when raw
-    std::vector<std::vector<double>> store_us(threads), load_us(threads);
-    std::atomic<bool> failed{false};
-
-    auto timed_pass = [&](std::vector<std::vector<double>>& latencies, auto&& op) {
-        return run_split(pages, threads, [&](unsigned t, std::size_t first, std::size_t last) {
-            latencies[t].reserve(last - first);
-            op(t, first, last, latencies[t]);
-            if (progress) progress(last - first);
-        });
+    std::vector<typename Codec::compress_context> compressing;
+    std::vector<typename Codec::decompress_context> decompressing;
+    for (unsigned t = 0; t < threads; ++t) {
+        compressing.push_back(codec.make_compress_context());
+        decompressing.push_back(codec.make_decompress_context());
+    }
+    std::vector<std::vector<std::byte>> buffers(threads, std::vector<std::byte>(PageSize));
+    auto slot = [&](std::size_t i) { return std::span<std::byte>(arena.data() + i * slot_bytes, slot_bytes); };
+    auto decode = [&](unsigned t, std::size_t i) {
+        const std::span<std::byte, PageSize> page(buffers[t].data(), PageSize);
+        if (stored[i] == PageSize) {
+            std::memcpy(page.data(), slot(i).data(), PageSize);
+            return true;
+        }
+        const zpage::Result<std::size_t> produced = codec.decompress(decompressing[t], slot(i).first(stored[i]), page);
+        return produced && *produced == PageSize;
     };
 
-    const Clock::duration store_wall = timed_pass(store_us, [&](unsigned, std::size_t first, std::size_t last,
-                                                                std::vector<double>& us) {
-        auto ctx = codec.make_compress_context();
-        for (std::size_t i = first; i < last; ++i) {
-            const auto begin = Clock::now();
-            const std::span<const std::byte, PageSize> page(input.page(i).data(), PageSize);
-            const std::span<std::byte> slot(arena.data() + i * slot_bytes, slot_bytes);
-            std::size_t n = codec.compress(ctx, page, slot);
-            if (n == 0 || n > huge_threshold) {
-                std::memcpy(slot.data(), page.data(), PageSize);
-                n = PageSize;
-            }
-            stored[i] = static_cast<std::uint32_t>(n);
-            us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - begin).count());
+    const Pass compressed = timed_pass(pages, threads, progress, [&](unsigned t, std::size_t i) {
+        const std::span<const std::byte, PageSize> page(input.page(i).data(), PageSize);
+        std::size_t n = codec.compress(compressing[t], page, slot(i));
+        if (n == 0 || n > huge_threshold) {
+            std::memcpy(slot(i).data(), page.data(), PageSize);
+            n = PageSize;
         }
+        stored[i] = static_cast<std::uint32_t>(n);
+        return true;
     });
-    const Clock::duration load_wall = timed_pass(load_us, [&](unsigned, std::size_t first, std::size_t last,
-                                                              std::vector<double>& us) {
-        auto ctx = codec.make_decompress_context();
-        std::vector<std::byte> out(PageSize);
-        for (std::size_t i = first; i < last; ++i) {
-            const auto begin = Clock::now();
-            const std::span<const std::byte> slot(arena.data() + i * slot_bytes, stored[i]);
-            const std::span<std::byte, PageSize> page(out.data(), PageSize);
-            if (stored[i] == PageSize) {
-                std::memcpy(page.data(), slot.data(), PageSize);
-            } else {
-                const zpage::Result<std::size_t> produced = codec.decompress(ctx, slot, page);
-                if (!produced || *produced != PageSize) failed.store(true);
-            }
-            us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - begin).count());
-        }
-    });
+    const Pass decompressed = timed_pass(pages, threads, progress, decode);
 
-    RunResult r;
-    r.input = input.name;
-    r.engine = "codec-alone";
-    r.algo = algo;
-    r.threads = threads;
-    r.pages = pages;
+    RunResult r = result_for(input, "codec-alone", algo, threads);
     r.orig_bytes = std::uint64_t{pages} * PageSize;
-    bool verified = !failed.load();
-    auto dctx = codec.make_decompress_context();
-    std::vector<std::byte> out(PageSize);
+    bool verified = !decompressed.failed;
     for (std::size_t i = 0; i < pages; ++i) {
         r.compr_bytes += stored[i];
         r.huge_pages += stored[i] == PageSize;
-        const std::span<const std::byte> slot(arena.data() + i * slot_bytes, stored[i]);
-        if (stored[i] == PageSize) {
-            verified = verified && std::memcmp(slot.data(), input.page(i).data(), PageSize) == 0;
-        } else {
-            const zpage::Result<std::size_t> produced =
-                codec.decompress(dctx, slot, std::span<std::byte, PageSize>(out.data(), PageSize));
-            verified = verified && produced && *produced == PageSize &&
-                       std::memcmp(out.data(), input.page(i).data(), PageSize) == 0;
-        }
+        verified = verified && decode(0, i) && std::memcmp(buffers[0].data(), input.page(i).data(), PageSize) == 0;
     }
     r.mem_used_bytes = r.compr_bytes;
-    r.store_mib_s = mib_per_s(pages * PageSize, store_wall);
-    r.load_mib_s = mib_per_s(pages * PageSize, load_wall);
-    std::vector<double> all_store, all_load;
-    for (auto& v : store_us) all_store.insert(all_store.end(), v.begin(), v.end());
-    for (auto& v : load_us) all_load.insert(all_load.end(), v.begin(), v.end());
-    r.store_p50_us = percentile(all_store, 0.50);
-    r.store_p99_us = percentile(all_store, 0.99);
-    r.load_p50_us = percentile(all_load, 0.50);
-    r.load_p99_us = percentile(all_load, 0.99);
+    r.store_mib_s = mib_per_s(pages * PageSize, compressed.wall);
+    r.load_mib_s = mib_per_s(pages * PageSize, decompressed.wall);
+    set_latencies(r, compressed.latencies_us, decompressed.latencies_us);
     r.verified = verified;
     return r;
 }

@@ -72,7 +72,7 @@ struct RunResult {
     }
 };
 
-// The nearest-rank percentile (fraction in [0, 1]) of per-page latencies; both engines' p50 and
+// The nearest-rank percentile (fraction in [0, 1]) of per-page latencies; every engine's p50 and
 // p99 are computed with it, so that their columns compare.
 inline double percentile(std::vector<double> values, double fraction) {
     if (values.empty()) return 0;
@@ -80,6 +80,25 @@ inline double percentile(std::vector<double> values, double fraction) {
     const std::size_t k = std::clamp<std::size_t>(rank, 1, values.size()) - 1;
     std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(k), values.end());
     return values[k];
+}
+
+// A result's identity, before any figure is in.
+inline RunResult result_for(const PageSet& input, std::string engine, std::string algo, unsigned threads) {
+    RunResult r;
+    r.input = input.name;
+    r.engine = std::move(engine);
+    r.algo = std::move(algo);
+    r.threads = threads;
+    r.pages = input.pages();
+    return r;
+}
+
+// p50 and p99 of the per-page latencies of a store pass and of a load pass.
+inline void set_latencies(RunResult& r, const std::vector<double>& store_us, const std::vector<double>& load_us) {
+    r.store_p50_us = percentile(store_us, 0.50);
+    r.store_p99_us = percentile(store_us, 0.99);
+    r.load_p50_us = percentile(load_us, 0.50);
+    r.load_p99_us = percentile(load_us, 0.99);
 }
 
 // Called with the number of pages just processed; drives the progress bar. May be empty.

@@ -1,0 +1,74 @@
+// zpage-bench: one timed pass over every page, split among threads, as each engine runs it.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <thread>
+#include <vector>
+
+#include "types.hpp"
+
+namespace zpage_bench::detail {
+
+using Clock = std::chrono::steady_clock;
+
+inline double mib_per_s(std::size_t bytes, Clock::duration elapsed) {
+    const double seconds = std::chrono::duration<double>(elapsed).count();
+    return seconds <= 0 ? 0 : static_cast<double>(bytes) / (1024.0 * 1024.0) / seconds;
+}
+
+// Runs body(thread, first, last) on `threads` threads over [0, pages), all starting together;
+// returns the wall-clock time from the start to the last one done.
+template <class Body>
+Clock::duration run_split(std::size_t pages, unsigned threads, Body&& body) {
+    std::atomic<unsigned> ready{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> workers;
+    for (unsigned t = 0; t < threads; ++t) {
+        workers.emplace_back([&, t] {
+            const std::size_t first = pages * t / threads;
+            const std::size_t last = pages * (t + 1) / threads;
+            ready.fetch_add(1);
+            while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+            body(t, first, last);
+        });
+    }
+    while (ready.load() != threads) std::this_thread::yield();
+    const auto start = Clock::now();
+    go.store(true, std::memory_order_release);
+    for (auto& w : workers) w.join();
+    return Clock::now() - start;
+}
+
+struct Pass {
+    Clock::duration wall{};
+    std::vector<double> latencies_us;  // per page, all threads
+    bool failed = false;               // some op returned false
+};
+
+// Calls op(thread, page index) -> bool for every page, split among `threads`, timing each call
+// on its own and the whole pass on the wall clock; reports progress in steps of 256 pages.
+template <class Op>
+Pass timed_pass(std::size_t pages, unsigned threads, const Progress& progress, Op&& op) {
+    constexpr std::size_t progress_step = 256;
+    std::vector<std::vector<double>> per_thread(threads);
+    std::atomic<bool> failed{false};
+    Pass p;
+    p.wall = run_split(pages, threads, [&](unsigned t, std::size_t first, std::size_t last) {
+        per_thread[t].reserve(last - first);
+        for (std::size_t i = first; i < last; ++i) {
+            const auto begin = Clock::now();
+            const bool ok = op(t, i);
+            per_thread[t].push_back(std::chrono::duration<double, std::micro>(Clock::now() - begin).count());
+            if (!ok) failed.store(true);
+            if (progress && (i - first + 1) % progress_step == 0) progress(progress_step);
+        }
+        if (progress) progress((last - first) % progress_step);
+    });
+    for (auto& v : per_thread) p.latencies_us.insert(p.latencies_us.end(), v.begin(), v.end());
+    p.failed = failed.load();
+    return p;
+}
+
+}  // namespace zpage_bench::detail
