@@ -43,18 +43,53 @@ TEST_CASE("every span wastes little and holds what it claims") {
     }
 }
 
-TEST_CASE("class_of picks the smallest class that fits") {
-    CHECK(Table4K::class_of(1) == 0);
-    CHECK(Table4K::class_of(32) == 0);
-    CHECK(Table4K::class_of(33) == 1);
-    CHECK(Table4K::class_of(48) == 1);
-    CHECK(Table4K::class_of(49) == 2);
-    CHECK(Table4K::class_of(4096) == 254);
+TEST_CASE("fitting_class picks the smallest class that fits") {
+    CHECK(Table4K::fitting_class(1) == 0);
+    CHECK(Table4K::fitting_class(32) == 0);
+    CHECK(Table4K::fitting_class(33) == 1);
+    CHECK(Table4K::fitting_class(48) == 1);
+    CHECK(Table4K::fitting_class(49) == 2);
+    CHECK(Table4K::fitting_class(4096) == 254);
     for (std::size_t n = 1; n <= 4096; ++n) {
-        const auto& c = Table4K::classes[Table4K::class_of(n)];
+        const auto& c = Table4K::classes[Table4K::fitting_class(n)];
         REQUIRE(c.object_bytes >= n);
         REQUIRE(c.object_bytes - n < 32);  // at most one 16 B step of rounding (32 B below the minimum)
     }
+}
+
+// Span bytes per object in a full span of class c.
+template <class Table>
+double cost_per_object(std::size_t c) {
+    return static_cast<double>(Table::classes[c].span_bytes()) / Table::classes[c].objects_per_span;
+}
+
+template <class Table>
+void check_merging() {
+    std::size_t previous = 0;
+    for (std::size_t n = 1; n <= Table::max_object_bytes; ++n) {
+        const std::size_t own = Table::fitting_class(n);
+        const std::size_t served = Table::class_of(n);
+        REQUIRE(served >= own);
+        REQUIRE(served >= previous);  // larger objects never go to a smaller class
+        REQUIRE(Table::serving_class[served] == served);
+        REQUIRE(Table::classes[served].object_bytes >= n);
+        REQUIRE(cost_per_object<Table>(served) <= cost_per_object<Table>(own) * 1.01 + 1e-9);
+        previous = served;
+    }
+    for (std::size_t i = 0; i < Table::serving_class_count; ++i) {
+        REQUIRE(Table::serving_position[Table::serving_classes[i]] == i);
+        if (i > 0) REQUIRE(Table::serving_classes[i - 1] < Table::serving_classes[i]);
+    }
+    CHECK(Table::serving_classes[Table::serving_class_count - 1] == Table::class_count - 1);
+}
+
+TEST_CASE("classes are merged only where an object costs at most 1% more memory") {
+    check_merging<Table4K>();
+    check_merging<Table16K>();
+    // Pinned: 162 of the 255 classes serve (zsmalloc at chain 8: 123 distinct classes).
+    CHECK(Table4K::serving_class_count == 162);
+    CHECK(Table4K::class_of(3000) == 187);  // 3024 B: within 1% of 3008 B's own class
+    CHECK(Table4K::class_of(100) == Table4K::fitting_class(100));  // small objects: 16 B is over 1%
 }
 
 TEST_CASE("the 16 KiB table scales the same rules") {

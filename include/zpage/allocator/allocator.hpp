@@ -89,15 +89,15 @@ public:
           budget_(config.budget != nullptr ? *config.budget : *own_budget_),
           pool_(config.pool != nullptr ? *config.pool : PagePool::shared()),
           arena_(budget_),
-          classes_(std::make_unique<ClassState[]>(size_classes::class_count)) {
+          classes_(std::make_unique<ClassState[]>(size_classes::serving_class_count)) {
         budget_.charge(class_state_bytes);
     }
 
     ~SizeClassAllocator() {
         std::size_t held = class_state_bytes;
-        for (std::size_t cls = 0; cls < size_classes::class_count; ++cls) {
-            held += classes_[cls].populated_pages.load(std::memory_order_relaxed) * detail::os::page_bytes +
-                    classes_[cls].owner_bytes.load(std::memory_order_relaxed);
+        for (std::size_t n = 0; n < size_classes::serving_class_count; ++n) {
+            held += classes_[n].populated_pages.load(std::memory_order_relaxed) * detail::os::page_bytes +
+                    classes_[n].owner_bytes.load(std::memory_order_relaxed);
         }
         give_back_all_pages();
         arena_.for_each_span([](descriptor_type& d) { std::free(d.owners); });
@@ -114,7 +114,7 @@ public:
         if (bytes.empty() || bytes.size() > max_object_bytes) return errc::invalid_argument;
         ZPAGE_ASSERT(owner <= max_owner_id);
         const auto cls = static_cast<std::uint32_t>(size_classes::class_of(bytes.size()));
-        ClassState& state = classes_[cls];
+        ClassState& state = state_of(cls);
         std::lock_guard guard(state.lock);
         const Result<std::uint32_t> span = span_with_room(cls);
         if (!span) return span.error();
@@ -137,7 +137,7 @@ public:
     // waiting for it while holding this class's lock).
     void deallocate(ObjectHandle handle) noexcept {
         const ObjectLocation where = ObjectLocation::of(handle);
-        ClassState& state = classes_[where.size_class];
+        ClassState& state = state_of(where.size_class);
         std::lock_guard guard(state.lock);
         descriptor_type& d = arena_.descriptor(where.span);
         ZPAGE_ASSERT(d.owners != nullptr && where.slot < d.bump && !(d.owners[where.slot] & free_owner));
@@ -181,7 +181,7 @@ public:
     template <ObjectOwners Owners>
     CompactionResult compact(Owners& owners) noexcept {
         CompactionResult total;
-        for (std::uint32_t cls = 0; cls < size_classes::class_count; ++cls) {
+        for (const std::uint32_t cls : size_classes::serving_classes) {
             const CompactionResult r = compact_class(cls, owners);
             total.pages_freed += r.pages_freed;
             total.objects_moved += r.objects_moved;
@@ -194,8 +194,8 @@ public:
     [[nodiscard]] AllocatorStats stats() const noexcept {
         AllocatorStats s;
         s.metadata_bytes = class_state_bytes + arena_.descriptor_bytes();
-        for (std::size_t cls = 0; cls < size_classes::class_count; ++cls) {
-            const ClassState& state = classes_[cls];
+        for (const std::size_t cls : size_classes::serving_classes) {
+            const ClassState& state = state_of(cls);
             const std::size_t objects = state.objects.load(std::memory_order_relaxed);
             s.objects += objects;
             s.object_bytes += objects * size_classes::classes[cls].object_bytes;
@@ -234,7 +234,11 @@ private:
         }
     };
     static_assert(sizeof(ClassState) == 64, "zpage::SizeClassAllocator: a class's state should fill one cache line");
-    static constexpr std::size_t class_state_bytes = sizeof(ClassState) * size_classes::class_count;
+    static constexpr std::size_t class_state_bytes = sizeof(ClassState) * size_classes::serving_class_count;
+
+    [[nodiscard]] ClassState& state_of(std::size_t cls) const noexcept {
+        return classes_[size_classes::serving_position[cls]];
+    }
 
     static const AllocatorConfig& checked(const AllocatorConfig& config) {
         if (!detail::os::page_size_supported())
@@ -316,7 +320,7 @@ private:
 
     // Puts a span in the list its occupancy calls for; full spans leave the lists.
     void regroup(std::uint32_t cls, std::uint32_t id, descriptor_type& d) noexcept {
-        ClassState& state = classes_[cls];
+        ClassState& state = state_of(cls);
         const std::uint32_t capacity = size_classes::classes[cls].objects_per_span;
         if (d.live == capacity) {
             unlink(state, d);
@@ -331,7 +335,7 @@ private:
     // ---- spans and slots (class lock held) ----
 
     Result<std::uint32_t> span_with_room(std::uint32_t cls) noexcept {
-        ClassState& state = classes_[cls];
+        ClassState& state = state_of(cls);
         for (std::size_t g = fullness_groups; g-- > 0;) {
             if (state.heads[g] != nil) return state.heads[g];
         }
@@ -384,7 +388,7 @@ private:
 
     // Doubles a span's owner map (up to objects_per_span entries), charging the difference.
     Status grow_owners(std::uint32_t cls, descriptor_type& d) noexcept {
-        ClassState& state = classes_[cls];
+        ClassState& state = state_of(cls);
         const std::uint32_t old_capacity = d.owners_capacity;
         const std::uint32_t capacity =
             std::min(size_classes::classes[cls].objects_per_span, std::max(initial_owner_slots, 2 * old_capacity));
@@ -427,7 +431,7 @@ private:
             return taken;
         }
         d.populated_pages = static_cast<std::uint32_t>(needed);
-        add(classes_[cls].populated_pages, static_cast<std::ptrdiff_t>(grow));
+        add(state_of(cls).populated_pages, static_cast<std::ptrdiff_t>(grow));
         return errc::ok;
     }
 
@@ -438,13 +442,13 @@ private:
         pool_.give(std::span(d.pages).subspan(keep_pages, drop));
         d.populated_pages = static_cast<std::uint32_t>(keep_pages);
         budget_.uncharge(drop * detail::os::page_bytes);
-        add(classes_[cls].populated_pages, -static_cast<std::ptrdiff_t>(drop));
+        add(state_of(cls).populated_pages, -static_cast<std::ptrdiff_t>(drop));
     }
 
     // An empty span gives its pages back and its id to the arena.
     void release_span(std::uint32_t cls, std::uint32_t id, descriptor_type& d) noexcept {
         ZPAGE_ASSERT(d.live == 0);
-        ClassState& state = classes_[cls];
+        ClassState& state = state_of(cls);
         depopulate(cls, d, 0);
         unlink(state, d);
         const std::size_t footprint = heap_footprint(d.owners);
@@ -496,7 +500,7 @@ private:
 
     template <class Owners>
     CompactionResult compact_class(std::uint32_t cls, Owners& owners) noexcept {
-        ClassState& state = classes_[cls];
+        ClassState& state = state_of(cls);
         const SizeClass& sc = size_classes::classes[cls];
         CompactionResult result;
         std::lock_guard guard(state.lock);
