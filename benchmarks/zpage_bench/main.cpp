@@ -153,6 +153,7 @@ int run(int argc, char** argv) {
     for (const std::string& file : o.files) inputs.push_back(read_page_file(file, o.page_size, o.ignore_tail));
     for (const pid_t pid : o.pids) inputs.push_back(snapshot_process(pid, o.page_size));
     if (inputs.empty()) inputs = default_inputs(o.page_size, std::cerr);
+    for (const PageSet& input : inputs) input.touch();
 
     // Plan the runs first, so that the progress bar knows the whole amount of work.
     enum class Engine { zpage, kernel_zram, codec_alone };
