@@ -7,7 +7,6 @@
 #include <cstring>
 #include <fstream>
 #include <set>
-#include <thread>
 
 #include "fixtures.hpp"
 

@@ -123,8 +123,6 @@ public:
         return s;
     }
 
-    [[nodiscard]] std::size_t retain_pages() const noexcept { return config_.retain_pages; }
-
 private:
     // Where each page of a started chunk is. Stacks of free pages may hold stale entries (a page
     // taken again, or its chunk given back whole); an entry counts only while its page's state
@@ -276,7 +274,7 @@ private:
         for (const PageNumber page : pages) {
             const auto chunk = static_cast<std::uint32_t>(page / chunk_pages);
             const bool chunk_empties = chunks_[chunk].in_use == 0 && chunk != current_ && chunk != ready_;
-            if (chunk_empties || warm_pages_ < config_.retain_pages || !remember(to_os, page)) {
+            if (chunk_empties || warm_pages_ < config_.retain_pages || !try_push(to_os, page)) {
                 make_warm(page);
             }
         }
@@ -285,22 +283,13 @@ private:
         compact_stacks();
     }
 
-    static bool remember(boost::container::small_vector<PageNumber, 64>& list, PageNumber page) noexcept {
-        try {
-            list.push_back(page);
-            return true;
-        } catch (const std::bad_alloc&) {
-            return false;
-        }
-    }
-
     // A page with no room on its stack keeps its state and counts; only reuse before its chunk
     // empties is lost.
     void make_warm(PageNumber page) noexcept {
         state(page) = PageState::warm;
         ++chunks_[page / chunk_pages].warm;
         ++warm_pages_;
-        push(warm_, page);
+        try_push(warm_, page);
     }
 
     void make_cold(PageNumber page) noexcept {
@@ -308,7 +297,7 @@ private:
         ++chunks_[page / chunk_pages].cold;
         ++cold_pages_;
         --resident_pages_;
-        push(cold_, page);
+        try_push(cold_, page);
     }
 
     // Gives free pages back to the OS, a madvise call per run of adjacent pages; pages the OS
@@ -345,11 +334,14 @@ private:
         chunk = Chunk{};
     }
 
-    static void push(std::vector<PageNumber>& stack, PageNumber page) noexcept {
+    // False when there was no memory to append the page.
+    template <class Pages>
+    static bool try_push(Pages& pages, PageNumber page) noexcept {
         try {
-            stack.push_back(page);
+            pages.push_back(page);
+            return true;
         } catch (const std::bad_alloc&) {
-            // The page keeps its state and counts (see make_warm).
+            return false;
         }
     }
 

@@ -75,8 +75,8 @@ inline void release(std::byte* p, std::size_t bytes) noexcept {
 }
 
 // Makes [p, p + bytes) resident and writable in one call. Faulting pages in one by one costs a
-// trap each; on virtual machines that is many microseconds per page, so spans are populated in
-// batches. Returns false when the kernel could not provide the memory.
+// trap each; on virtual machines that is many microseconds per page, so the page pool populates
+// 2 MiB at a time. Returns false when the kernel could not provide the memory.
 [[nodiscard]] inline bool populate(std::byte* p, std::size_t bytes) noexcept {
     if (injected_failure(Call::populate)) return false;
     if (::madvise(p, bytes, MADV_POPULATE_WRITE) == 0) return true;
