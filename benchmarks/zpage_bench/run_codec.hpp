@@ -67,9 +67,7 @@ RunResult run_codec_alone_sized(const PageSet& input, const Codec& codec, const 
         verified = verified && decode(0, i) && std::memcmp(buffers[0].data(), input.page(i).data(), PageSize) == 0;
     }
     r.mem_used_bytes = r.compr_bytes;
-    r.store_mib_s = mib_per_s(pages * PageSize, compressed.wall);
-    r.load_mib_s = mib_per_s(pages * PageSize, decompressed.wall);
-    set_latencies(r, compressed.latencies_us, decompressed.latencies_us);
+    set_pass_figures(r, pages * PageSize, compressed, decompressed);
     r.verified = verified;
     return r;
 }

@@ -53,9 +53,7 @@ RunResult run_store(const PageSet& input, typename Store::compressor_type codec,
     r.mem_used_bytes = stats.mem_used_total;
     r.same_pages = stats.same_pages;
     r.huge_pages = stats.huge_pages;
-    r.store_mib_s = mib_per_s(pages * page_size, stored.wall);
-    r.load_mib_s = mib_per_s(pages * page_size, loaded.wall);
-    set_latencies(r, stored.latencies_us, loaded.latencies_us);
+    set_pass_figures(r, pages * page_size, stored, loaded);
     r.verified = verified;
     return r;
 }

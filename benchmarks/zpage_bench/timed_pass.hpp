@@ -71,4 +71,11 @@ Pass timed_pass(std::size_t pages, unsigned threads, const Progress& progress, O
     return p;
 }
 
+// Throughput over `bytes` and per-page latency percentiles of a store pass and a load pass.
+inline void set_pass_figures(RunResult& r, std::size_t bytes, const Pass& stored, const Pass& loaded) {
+    r.store_mib_s = mib_per_s(bytes, stored.wall);
+    r.load_mib_s = mib_per_s(bytes, loaded.wall);
+    set_latencies(r, stored.latencies_us, loaded.latencies_us);
+}
+
 }  // namespace zpage_bench::detail
