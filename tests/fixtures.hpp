@@ -3,6 +3,7 @@
 #pragma once
 
 #include <doctest/doctest.h>
+#include <xxhash.h>
 #include <zstd.h>
 
 #include <algorithm>
@@ -152,6 +153,43 @@ inline std::uint64_t test_seed() {
     }
     MESSAGE("seed " << seed << " (rerun with ZPAGE_TEST_SEED=" << seed << ")");
     return seed;
+}
+
+// Pages that prove themselves whole, for concurrency tests: bytes 8.. come from `body`, salted by
+// the writer and its sequence number; bytes 0..7 hold the XXH3 of bytes 8.. A load that returned
+// a mix of two writers' pages fails is_whole().
+template <std::size_t N>
+std::array<std::byte, N> signed_page(const std::array<std::byte, N>& body, std::uint64_t writer, std::uint64_t seq) {
+    std::array<std::byte, N> p = body;
+    const std::uint64_t salt = writer << 48 | seq;
+    std::memcpy(p.data() + 8, &salt, sizeof salt);
+    const std::uint64_t sum = XXH3_64bits(p.data() + 8, p.size() - 8);
+    std::memcpy(p.data(), &sum, sizeof sum);
+    return p;
+}
+
+template <std::size_t N>
+bool is_zero(const std::array<std::byte, N>& p) {
+    return std::all_of(p.begin(), p.end(), [](std::byte b) { return b == std::byte{0}; });
+}
+
+// A signed page, or zeros (an index never stored, or erased).
+template <std::size_t N>
+bool is_whole(const std::array<std::byte, N>& p) {
+    std::uint64_t sum;
+    std::memcpy(&sum, p.data(), sizeof sum);
+    return sum == XXH3_64bits(p.data() + 8, p.size() - 8) || is_zero(p);
+}
+
+// A page of N bytes made of the next N / 4096 pages of `source`.
+template <std::size_t N>
+std::array<std::byte, N> large_page(PageSource& source) {
+    std::array<std::byte, N> p{};
+    for (std::size_t off = 0; off < N; off += 4096) {
+        const Page part = source.next();
+        std::memcpy(p.data() + off, part.data(), part.size());
+    }
+    return p;
 }
 
 // Makes one kind of OS call fail from the Nth call on (N = 0: the next call) until reset.

@@ -2,34 +2,12 @@
 // a checksum of itself, so a load that returned a mix of two writers' pages would show. Run under
 // TSan in CI.
 #include <zpage/zpage.hpp>
-#include <xxhash.h>
 
 #include <thread>
 
 #include "fixtures.hpp"
 
 namespace {
-
-// A page that proves itself whole: bytes 8.. come from real or generated memory, salted by the
-// writer and sequence number; bytes 0..7 hold the XXH3 of bytes 8...
-zpage_test::Page signed_page(const zpage_test::Page& body, std::uint64_t writer, std::uint64_t seq) {
-    zpage_test::Page p = body;
-    const std::uint64_t salt = writer << 48 | seq;
-    std::memcpy(p.data() + 8, &salt, sizeof salt);
-    const std::uint64_t sum = XXH3_64bits(p.data() + 8, p.size() - 8);
-    std::memcpy(p.data(), &sum, sizeof sum);
-    return p;
-}
-
-bool whole(const zpage_test::Page& p) {
-    std::uint64_t sum;
-    std::memcpy(&sum, p.data(), sizeof sum);
-    return sum == XXH3_64bits(p.data() + 8, p.size() - 8);
-}
-
-bool all_zero(const zpage_test::Page& p) {
-    return std::all_of(p.begin(), p.end(), [](std::byte b) { return b == std::byte{0}; });
-}
 
 template <class Store>
 void hammer() {
@@ -51,10 +29,10 @@ void hammer() {
             const std::size_t index = rng() % capacity;
             const unsigned op = static_cast<unsigned>(rng() % 10);
             if (op < 5) {
-                errors += !store.store(index, signed_page(bodies[rng() % bodies.size()], writer, seq));
+                errors += !store.store(index, zpage_test::signed_page(bodies[rng() % bodies.size()], writer, seq));
             } else if (op < 9) {
                 errors += !store.load(index, back);
-                torn += !(all_zero(back) || whole(back));
+                torn += !zpage_test::is_whole(back);
             } else {
                 errors += !store.erase(index);
             }
@@ -78,7 +56,7 @@ void hammer() {
     std::size_t stored = 0;
     for (std::size_t i = 0; i < capacity; ++i) {
         REQUIRE(store.load(i, back));
-        CHECK((all_zero(back) || whole(back)));
+        CHECK(zpage_test::is_whole(back));
         stored += store.contains(i);
     }
     CHECK(store.stats().orig_data_size == stored * 4096);

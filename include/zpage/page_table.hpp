@@ -80,7 +80,7 @@ struct PageRecord {
 class LockedPage {
 public:
     explicit LockedPage(PageEntry& entry) noexcept : entry_(&entry) {
-        detail::Backoff backoff;
+        detail::Backoff backoff("page-table entry lock");
         std::uint32_t meta = entry.meta.load(std::memory_order_relaxed);
         for (;;) {
             if ((meta & PageEntry::lock_bit) == 0 &&

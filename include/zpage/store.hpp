@@ -19,6 +19,20 @@
 // Thread safety: every member function may be called from any thread at any time. Operations on
 // different indices run in parallel; on one index they serialize on its entry lock, and racing
 // stores leave one of the pages whole.
+//
+// Lock order, for the store and everything under it. A thread holding one of these may wait only
+// for those further down the list, never for one above it:
+//   1. a codec stream slot (detail::StreamPool): store() holds one while it compresses and
+//      allocates; load() takes its own before the entry lock, never while holding it.
+//   2. a size-class lock (SizeClassAllocator): allocate, deallocate, and compact(), which takes
+//      entry locks under it to move objects (ObjectOwners::relocate).
+//   3. a page-table entry lock: held to read or publish an entry, and while reading its object;
+//      nothing is waited for under it (objects are freed after it is released).
+//   4. leaves, under which nothing else is taken: the span arena's lock and the page pool's mutex
+//      (taken under a size-class lock; the pool populates new memory with its mutex released).
+// Every wait spins with detail::Backoff, which names what it waits for in detail::waiting_for();
+// tests/test_store_liveness.cpp runs more threads than cores and than stream slots under a
+// watchdog that prints those names when nothing progresses.
 #pragma once
 
 #include <algorithm>
@@ -96,19 +110,21 @@ public:
     using page_view = std::span<const std::byte, page_size>;
     using page_buffer = std::span<std::byte, page_size>;
 
-    // Throws std::invalid_argument for a bad configuration, std::bad_alloc when memory for the
-    // page table cannot be had.
+    // Throws std::invalid_argument for a bad configuration or a codec parameter the codec cannot
+    // use (a level out of range), std::bad_alloc when memory for the page table or the first codec
+    // contexts cannot be had.
     explicit CompressedPageStore(std::size_t capacity_pages, compressor_type codec = {})
         : CompressedPageStore(StoreConfig{.capacity_pages = capacity_pages}, std::move(codec)) {}
 
     explicit CompressedPageStore(const StoreConfig& config, compressor_type codec = {})
-        : codec_(std::move(codec)),
+        : codec_(checked(std::move(codec))),
           huge_threshold_(checked(config).huge_threshold(page_size)),
           own_budget_(config.budget == nullptr ? std::make_unique<MemoryBudget>() : nullptr),
           budget_(config.budget != nullptr ? *config.budget : *own_budget_),
           table_(config.capacity_pages),
           allocator_(allocator_config(config, budget_)),
           streams_(codec_, scratch_bytes) {
+        streams_.prepare_first();
         budget_.charge(table_.memory_bytes());
         if (config.mem_limit_bytes != 0) budget_.set_limit(config.mem_limit_bytes);
     }
@@ -158,6 +174,9 @@ public:
     // decode to a page (then `page` is zeroed).
     Status load(std::size_t index, page_buffer page) noexcept {
         if (index >= table_.capacity()) return errc::out_of_range;
+        // The stream before the entry lock: see the lock order at the top of this file.
+        DecodeStream stream = decode_stream();
+        if (!stream) return fail_read(errc::out_of_memory, page);
         LockedPage entry = table_.lock(index);
         const PageRecord r = entry.get();
         Status status = errc::ok;
@@ -171,13 +190,9 @@ public:
                 return 0;
             });
         } else {
-            status = decompress(r, page);
+            status = decompress(r, stream.context(), page);
         }
-        if (!status) {
-            std::memset(page.data(), 0, page_size);
-            counters_.add(Counter::failed_reads, 1);
-            return status;
-        }
+        if (!status) return fail_read(status.error(), page);
         counters_.add(Counter::num_reads, 1);
         return status;
     }
@@ -273,6 +288,10 @@ private:
         config.validate(page_size);
         return config;
     }
+    static compressor_type checked(compressor_type codec) {
+        validate_codec(codec);
+        return codec;
+    }
 
     static AllocatorConfig allocator_config(const StoreConfig& config, MemoryBudget& budget) {
         AllocatorConfig a;
@@ -319,25 +338,51 @@ private:
         if (holds_object(r)) allocator_.deallocate(ObjectHandle{r.word});
     }
 
-    Status decompress(const PageRecord& r, page_buffer page) noexcept {
-        using dctx_type = typename compressor_type::decompress_context;
-        auto decode = [&](dctx_type& ctx) noexcept {
-            return allocator_.read(ObjectHandle{r.word}, [&](std::span<const std::byte> object) noexcept {
+    using dctx_type = typename compressor_type::decompress_context;
+
+    // A decompression context for one load: a leased stream slot, or nothing at all for codecs
+    // whose context is empty (lz4), which then cost no slot.
+    class DecodeStream {
+    public:
+        DecodeStream() noexcept = default;
+        explicit DecodeStream(typename detail::StreamPool<compressor_type>::Lease lease) noexcept
+            : lease_(std::move(lease)) {}
+        explicit operator bool() const noexcept { return std::is_empty_v<dctx_type> || static_cast<bool>(lease_); }
+        dctx_type& context() noexcept {
+            if constexpr (std::is_empty_v<dctx_type>) {
+                return none_;
+            } else {
+                return *lease_->decompress;
+            }
+        }
+
+    private:
+        typename detail::StreamPool<compressor_type>::Lease lease_;
+        [[no_unique_address]] dctx_type none_{};
+    };
+
+    DecodeStream decode_stream() noexcept {
+        if constexpr (std::is_empty_v<dctx_type>) {
+            return DecodeStream();
+        } else {
+            return DecodeStream(streams_.for_decompression());
+        }
+    }
+
+    Status decompress(const PageRecord& r, dctx_type& ctx, page_buffer page) noexcept {
+        const Result<std::size_t> produced =
+            allocator_.read(ObjectHandle{r.word}, [&](std::span<const std::byte> object) noexcept {
                 return codec_.decompress(ctx, object.first(r.size()), page);
             });
-        };
-        const Result<std::size_t> produced = [&]() -> Result<std::size_t> {
-            if constexpr (std::is_empty_v<dctx_type>) {
-                dctx_type none{};
-                return decode(none);
-            } else {
-                auto stream = streams_.for_decompression();
-                if (!stream) return errc::out_of_memory;
-                return decode(*stream->decompress);
-            }
-        }();
         if (!produced) return produced.error();
         return *produced == page_size ? errc::ok : errc::corrupt_data;
+    }
+
+    // A failed load leaves zeros in the caller's page, never stale or partial bytes.
+    Status fail_read(errc code, page_buffer page) noexcept {
+        std::memset(page.data(), 0, page_size);
+        counters_.add(Counter::failed_reads, 1);
+        return code;
     }
 
     const compressor_type codec_;

@@ -16,8 +16,9 @@
 //
 // Concurrency: allocate, deallocate and compact take the lock of one size class; read() takes
 // none (its caller holds the owner's lock, which compaction takes before moving an object).
-// Lock order: owner lock may not be held when taking a class lock; class lock, then arena or pool
-// lock.
+// Lock order (the whole of it, with the store's, is at the top of store.hpp): no owner lock is
+// held while taking a class lock; a class lock is held while taking an owner's lock (compaction)
+// and the arena's or the pool's.
 #pragma once
 
 #include <algorithm>
@@ -218,7 +219,7 @@ private:
     static constexpr std::uint32_t free_owner = descriptor_type::free_owner;
 
     struct alignas(64) ClassState {
-        detail::SpinMutex lock;
+        detail::SpinMutex lock{"size-class lock"};
         std::array<std::uint32_t, fullness_groups> heads = no_heads();  // fullness lists of non-full spans
         // 32-bit counters keep the state in one cache line: 4 G objects, spans, pages (16 TiB)
         // and owner-map bytes per class.

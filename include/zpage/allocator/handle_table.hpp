@@ -125,7 +125,7 @@ private:
 
     // Spins until the live word at `index` is locked; returns its value without the lock bit.
     std::uint64_t lock(std::uint32_t index) const noexcept {
-        detail::Backoff backoff;
+        detail::Backoff backoff("handle-table word lock");
         for (;;) {
             std::uint64_t word = words_[index].load(std::memory_order_relaxed);
             if ((word & lock_bit) == 0 &&
@@ -137,7 +137,7 @@ private:
 
     // Locks the word if it holds an object; returns free_bit (unlocked) when it does not.
     std::uint64_t try_lock_live(std::uint32_t index) noexcept {
-        detail::Backoff backoff;
+        detail::Backoff backoff("handle-table word lock");
         for (;;) {
             std::uint64_t word = words_[index].load(std::memory_order_acquire);
             if (word & free_bit) return free_bit;
@@ -191,7 +191,7 @@ private:
     const std::size_t capacity_;  // entries, counting the unused entry 0
     const std::size_t reserved_bytes_;
     Word* words_ = nullptr;
-    mutable detail::SpinMutex index_lock_;
+    mutable detail::SpinMutex index_lock_{"handle-table index lock"};
     std::uint32_t free_head_ = 0;  // free entries are linked through their words
     std::size_t high_water_ = 0;   // highest index ever handed out
     std::atomic<std::size_t> high_water_published_{0};

@@ -139,7 +139,7 @@ private:
 
     MemoryBudget& budget_;
     std::array<descriptor_type*, max_regions> regions_{};  // filled in under lock_, published by handle words
-    detail::SpinMutex lock_;
+    detail::SpinMutex lock_{"span arena lock"};
     std::vector<std::uint32_t> free_ids_;
     std::uint32_t next_id_ = 0;
     std::atomic<std::size_t> descriptor_bytes_{0};

@@ -37,4 +37,13 @@ concept Compressor =
 // The empty scratch state of codecs that need none.
 struct NoContext {};
 
+// A codec may also offer `void validate() const`, throwing std::invalid_argument for parameters
+// it cannot use (a level out of range); stores call it at construction, so that a bad parameter
+// is an error there rather than a failure of every later call. Codecs without it are checked by
+// making their first contexts at construction, which may throw the same way.
+template <Compressor C>
+void validate_codec(const C& codec) {
+    if constexpr (requires { codec.validate(); }) codec.validate();
+}
+
 }  // namespace zpage

@@ -9,6 +9,7 @@
 #include <climits>
 #include <memory>
 #include <new>
+#include <stdexcept>
 #include <string>
 
 #include "concept.hpp"
@@ -29,8 +30,18 @@ inline Result<std::size_t> lz4_decompress(std::span<const std::byte> in, std::sp
 }  // namespace detail
 
 struct Lz4 {
-    // LZ4's acceleration: 1 is LZ4_compress_default; each step up trades ratio for speed.
+    // LZ4's acceleration, 1 .. max_acceleration: 1 is LZ4_compress_default; each step up trades
+    // ratio for speed.
     int acceleration = 1;
+    static constexpr int max_acceleration = 65537;  // LZ4_ACCELERATION_MAX: lz4 clamps anything above
+
+    // Throws std::invalid_argument for an acceleration outside [1, max_acceleration] (lz4 itself
+    // would silently use another).
+    void validate() const {
+        if (acceleration < 1 || acceleration > max_acceleration)
+            throw std::invalid_argument("zpage::Lz4: acceleration " + std::to_string(acceleration) +
+                                        " is outside [1, " + std::to_string(max_acceleration) + "]");
+    }
 
     struct compress_context {
         // LZ4_compress_fast_extState re-initialises this 16 KiB state itself; keeping it here only
@@ -42,7 +53,9 @@ struct Lz4 {
     [[nodiscard]] std::string name() const {
         return acceleration <= 1 ? std::string("lz4") : "lz4-" + std::to_string(acceleration);
     }
+    // Throws std::invalid_argument for a bad acceleration (validate()), std::bad_alloc.
     [[nodiscard]] compress_context make_compress_context() const {
+        validate();
         return {std::make_unique<LZ4_stream_t>()};
     }
     [[nodiscard]] decompress_context make_decompress_context() const { return {}; }
@@ -64,8 +77,16 @@ struct Lz4 {
 };
 
 struct Lz4hc {
-    // LZ4HC level, LZ4HC_CLEVEL_MIN (2) .. LZ4HC_CLEVEL_MAX (12); 9 is LZ4's default.
+    // LZ4HC level, 1 .. LZ4HC_CLEVEL_MAX (12); 9 is LZ4's default.
     int level = LZ4HC_CLEVEL_DEFAULT;
+
+    // Throws std::invalid_argument for a level outside [1, 12] (lz4 itself would silently use
+    // its default or its maximum).
+    void validate() const {
+        if (level < 1 || level > LZ4HC_CLEVEL_MAX)
+            throw std::invalid_argument("zpage::Lz4hc: level " + std::to_string(level) + " is outside [1, " +
+                                        std::to_string(LZ4HC_CLEVEL_MAX) + "]");
+    }
 
     struct compress_context {
         std::unique_ptr<LZ4_streamHC_t> stream;
@@ -73,7 +94,9 @@ struct Lz4hc {
     using decompress_context = NoContext;
 
     [[nodiscard]] std::string name() const { return "lz4hc-" + std::to_string(level); }
+    // Throws std::invalid_argument for a bad level (validate()), std::bad_alloc.
     [[nodiscard]] compress_context make_compress_context() const {
+        validate();
         auto stream = std::make_unique<LZ4_streamHC_t>();
         LZ4_initStreamHC(stream.get(), sizeof(LZ4_streamHC_t));
         return {std::move(stream)};

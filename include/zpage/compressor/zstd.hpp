@@ -36,6 +36,14 @@ struct Zstd {
     // ZSTD_minCLevel() .. ZSTD_maxCLevel(); 3 is zstd's default.
     int level = 3;
 
+    // Throws std::invalid_argument for a level zstd does not offer.
+    void validate() const {
+        if (level < ZSTD_minCLevel() || level > ZSTD_maxCLevel())
+            throw std::invalid_argument("zpage::Zstd: level " + std::to_string(level) + " is outside [" +
+                                        std::to_string(ZSTD_minCLevel()) + ", " + std::to_string(ZSTD_maxCLevel()) +
+                                        "]");
+    }
+
     struct compress_context {
         std::unique_ptr<ZSTD_CCtx, detail::ZstdCCtxFree> cctx;
     };
@@ -45,14 +53,12 @@ struct Zstd {
 
     [[nodiscard]] std::string name() const { return "zstd-" + std::to_string(level); }
 
-    // Throws std::runtime_error when zstd refuses the level or cannot allocate a context.
+    // Throws std::invalid_argument for a bad level (validate()), std::bad_alloc when zstd cannot
+    // allocate a context, std::runtime_error when zstd refuses a parameter.
     [[nodiscard]] compress_context make_compress_context() const {
+        validate();
         compress_context ctx{std::unique_ptr<ZSTD_CCtx, detail::ZstdCCtxFree>(ZSTD_createCCtx())};
         if (!ctx.cctx) throw std::bad_alloc();
-        if (level < ZSTD_minCLevel() || level > ZSTD_maxCLevel())
-            throw std::invalid_argument("zpage: zstd level " + std::to_string(level) + " is outside [" +
-                                        std::to_string(ZSTD_minCLevel()) + ", " +
-                                        std::to_string(ZSTD_maxCLevel()) + "]");
         detail::zstd_check(ZSTD_CCtx_setParameter(ctx.cctx.get(), ZSTD_c_compressionLevel, level), "level");
         detail::zstd_check(ZSTD_CCtx_setParameter(ctx.cctx.get(), detail::zstd_c_format,
                                                   detail::zstd_format_magicless),

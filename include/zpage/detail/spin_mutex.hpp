@@ -1,6 +1,7 @@
-// zpage internal: a test-and-test-and-set lock for critical sections of a few dozen instructions
-// (size-class bookkeeping). Spins briefly, then yields, so a preempted holder on a 2-core machine
-// does not make the waiter burn its whole time slice. Meets Lockable: use std::lock_guard.
+// zpage internal: the back-off every wait in zpage spins with, and a test-and-test-and-set lock
+// for critical sections of a few dozen instructions (size-class bookkeeping). A waiter spins
+// briefly, then yields, so a preempted holder on a 2-core machine does not make the waiter burn
+// its whole time slice. While a thread waits, waiting_for() names what it waits for.
 #pragma once
 
 #include <atomic>
@@ -17,10 +18,27 @@
 
 namespace zpage::detail {
 
-// Spins `spins` times, then yields on every further call: the back-off shared by every lock here.
+// What the calling thread is waiting for inside zpage right now ("size-class lock", ...), or
+// nullptr. Written only on a wait's slow path (its first pause), so uncontended calls never touch
+// it; a watchdog or debugger reads it from another thread through its address.
+inline std::atomic<const char*>& waiting_for() noexcept {
+    thread_local std::atomic<const char*> site{nullptr};
+    return site;
+}
+
+// Spins spin_limit times, then yields on every further call: the back-off shared by every wait
+// here. `site` (a string literal) names what is waited for, for waiting_for().
 class Backoff {
 public:
+    explicit Backoff(const char* site) noexcept : site_(site) {}
+    ~Backoff() {
+        if (spins_ != 0) waiting_for().store(nullptr, std::memory_order_relaxed);
+    }
+    Backoff(const Backoff&) = delete;
+    Backoff& operator=(const Backoff&) = delete;
+
     void pause() noexcept {
+        if (spins_ == 0) waiting_for().store(site_, std::memory_order_relaxed);
         if (spins_ < spin_limit) {
             ++spins_;
             ZPAGE_CPU_RELAX();
@@ -31,13 +49,17 @@ public:
 
 private:
     static constexpr unsigned spin_limit = 64;
+    const char* site_;
     unsigned spins_ = 0;
 };
 
+// Meets Lockable: use std::lock_guard. `site` names the lock for waiting_for().
 class SpinMutex {
 public:
+    explicit SpinMutex(const char* site) noexcept : site_(site) {}
+
     void lock() noexcept {
-        Backoff backoff;
+        Backoff backoff(site_);
         while (locked_.exchange(true, std::memory_order_acquire)) {
             while (locked_.load(std::memory_order_relaxed)) backoff.pause();
         }
@@ -49,6 +71,7 @@ public:
 
 private:
     std::atomic<bool> locked_{false};
+    const char* site_;
 };
 
 }  // namespace zpage::detail

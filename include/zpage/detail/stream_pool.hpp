@@ -57,11 +57,26 @@ public:
         Slot* slot_ = nullptr;
     };
 
+    // Two slots per hardware thread, at least 4, a power of two.
+    [[nodiscard]] static std::size_t default_slot_count() noexcept {
+        return std::bit_ceil(std::clamp<std::size_t>(std::size_t{2} * std::thread::hardware_concurrency(), 4, 256));
+    }
+
     StreamPool(const C& codec, std::size_t scratch_bytes)
         : codec_(codec),
           scratch_bytes_(scratch_bytes),
-          count_(std::bit_ceil(std::clamp<std::size_t>(std::size_t{2} * std::thread::hardware_concurrency(), 4, 256))),
+          count_(default_slot_count()),
           slots_(std::make_unique<Slot[]>(count_)) {}
+
+    // Makes the first slot's contexts and scratch now, throwing what the codec throws (a
+    // parameter it cannot use, std::bad_alloc): a store calls it at construction, so that later
+    // calls can fail only for want of memory.
+    void prepare_first() {
+        Stream& s = slots_[0].stream;
+        s.compress.emplace(codec_.make_compress_context());
+        s.decompress.emplace(codec_.make_decompress_context());
+        s.scratch = std::make_unique<std::byte[]>(scratch_bytes_);
+    }
 
     // A stream with a compression context and the scratch buffer. Any thread.
     Lease for_compression() noexcept {
@@ -82,7 +97,7 @@ private:
     template <class Prepare>
     Lease acquire(Prepare&& prepare) noexcept {
         const std::size_t start = this_thread_index() & (count_ - 1);
-        Backoff backoff;
+        Backoff backoff("codec stream slot");
         for (;;) {
             for (std::size_t i = 0; i < count_; ++i) {
                 Slot& slot = slots_[(start + i) & (count_ - 1)];
@@ -92,7 +107,9 @@ private:
                 try {
                     prepare(slot.stream);
                 } catch (...) {
-                    return Lease();  // context creation failed (out of memory): the caller reports it
+                    // The codec made contexts at construction (prepare_first), so a failure now
+                    // is for want of memory: the caller reports out_of_memory.
+                    return Lease();
                 }
                 return lease;
             }
