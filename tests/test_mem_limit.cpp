@@ -72,19 +72,3 @@ TEST_CASE("a limit configured at construction applies from the first store") {
     zpage_test::Page zeros{};
     CHECK(store.store(1, zeros));
 }
-
-TEST_CASE("stores sharing one budget share its limit") {
-    zpage::MemoryBudget budget;
-    zpage::Lz4Store a(zpage::StoreConfig{.capacity_pages = 2000, .budget = &budget});
-    zpage::Lz4Store b(zpage::StoreConfig{.capacity_pages = 2000, .budget = &budget});
-    budget.set_limit(budget.used() + (1 << 20));
-    zpage_test::PageSource source(2);
-    std::size_t stored = 0;
-    for (std::size_t i = 0; i < 2000; ++i) {
-        const auto page = source.next();
-        stored += static_cast<bool>(a.store(i, page)) + static_cast<bool>(b.store(i, page));
-    }
-    CHECK(budget.used() <= budget.limit());
-    CHECK(a.stats().mem_used_total == b.stats().mem_used_total);  // both report the shared account
-    CHECK(stored < 4000);
-}

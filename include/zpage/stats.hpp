@@ -1,6 +1,13 @@
 // zpage: Stats, a store's figures with zram's names and meanings (mm_stat, then io_stat-like
 // counters). The field list is declared once, in for_each_field, so that table printers, JSON
 // writers and tests walk the same list.
+//
+// Every figure is the store's own, also for stores that share a MemoryBudget: mem_used_total,
+// mem_used_max and mem_limit come from the store's own account inside the shared budget. So the
+// Stats of shards add up (operator+): used memory and counters to the truth, limits to the sum
+// of the shards' own limits (none if any shard has none), peaks to an upper bound of the peak of
+// the sum (the shards' peaks need not coincide). The shared budget's total, peak and limit are
+// that MemoryBudget's used(), max_used() and limit().
 #pragma once
 
 #include <cstdint>
@@ -15,7 +22,7 @@ struct Stats {
     std::uint64_t orig_data_size = 0;    // bytes of pages stored (stored pages x page size)
     std::uint64_t compr_data_size = 0;   // compressed bytes of those pages (a huge page counts whole)
     std::uint64_t mem_used_total = 0;    // everything the store holds: span pages, span metadata, page table
-    std::uint64_t mem_limit = 0;         // 0: no limit
+    std::uint64_t mem_limit = 0;         // the store's own limit; 0: none (a shared budget's applies too)
     std::uint64_t mem_used_max = 0;      // peak of mem_used_total
     std::uint64_t same_pages = 0;        // pages that are one repeated 8-byte word: no memory
     std::uint64_t pages_compacted = 0;   // pages given back by compact(), since construction
@@ -45,9 +52,12 @@ struct Stats {
         f(std::string_view("failed_writes"), &Stats::failed_writes, StatUnit::count);
     }
 
-    // Adds another store's figures (shards of one cache, say); peaks and limits add up too.
+    // Adds another store's figures (shards of one cache, say). A limit of 0 (none) stays none:
+    // stores of which one is unlimited are unlimited together.
     Stats& operator+=(const Stats& other) noexcept {
+        const bool unlimited = mem_limit == 0 || other.mem_limit == 0;
         for_each_field([&](std::string_view, auto member, StatUnit) { this->*member += other.*member; });
+        if (unlimited) mem_limit = 0;
         return *this;
     }
     friend Stats operator+(Stats a, const Stats& b) noexcept { return a += b; }

@@ -59,11 +59,15 @@ namespace zpage {
 
 struct StoreConfig {
     std::size_t capacity_pages = 0;  // page indices 0 .. capacity_pages - 1
-    std::size_t mem_limit_bytes = 0;  // 0: no limit
+    // This store's own limit on mem_used_total; 0: none. Under a shared budget it caps this store
+    // within the budget's limit, and never changes the budget's or another store's limit.
+    std::size_t mem_limit_bytes = 0;
     // Pages whose compressed size exceeds this are stored raw (zram's huge pages). 0: 227/256 of
     // the page, zram's huge_class_size on 4 KiB pages (3632 B).
     std::size_t huge_threshold_bytes = 0;
-    // Account shared with other stores (shards under one limit); nullptr: the store's own.
+    // A budget shared with other stores (shards under one limit), which the store's own account
+    // sits inside: every byte counts in both, and must fit both limits. nullptr: none. The budget
+    // must outlive the store.
     MemoryBudget* budget = nullptr;
     // Where the allocator's pages come from; nullptr: PagePool::shared(), the process's pool,
     // whose spare pages (under 2 MiB plus those it retains) are not in any store's mem_used_total.
@@ -119,14 +123,12 @@ public:
     explicit CompressedPageStore(const StoreConfig& config, compressor_type codec = {})
         : codec_(checked(std::move(codec))),
           huge_threshold_(checked(config).huge_threshold(page_size)),
-          own_budget_(config.budget == nullptr ? std::make_unique<MemoryBudget>() : nullptr),
-          budget_(config.budget != nullptr ? *config.budget : *own_budget_),
+          budget_(config.budget, config.mem_limit_bytes),
           table_(config.capacity_pages),
           allocator_(allocator_config(config, budget_)),
           streams_(codec_, scratch_bytes) {
         streams_.prepare_first();
         budget_.charge(table_.memory_bytes());
-        if (config.mem_limit_bytes != 0) budget_.set_limit(config.mem_limit_bytes);
     }
 
     // The allocator gives back all object memory at once; no per-page work.
@@ -245,8 +247,9 @@ public:
         return s;
     }
 
-    // Caps mem_used_total; 0 removes the cap. Pages already stored stay; stores that would need
-    // more memory fail with memory_limit until usage drops.
+    // Caps this store's mem_used_total; 0 removes the cap. A shared budget's own limit still
+    // applies, and other stores under it keep theirs. Pages already stored stay; stores that would
+    // need more memory fail with memory_limit until usage drops.
     void set_mem_limit(std::size_t bytes) noexcept { budget_.set_limit(bytes); }
 
     [[nodiscard]] std::size_t capacity() const noexcept { return table_.capacity(); }
@@ -387,8 +390,7 @@ private:
 
     const compressor_type codec_;
     const std::size_t huge_threshold_;
-    std::unique_ptr<MemoryBudget> own_budget_;
-    MemoryBudget& budget_;
+    MemoryBudget budget_;  // the store's own account, inside config.budget when one is shared
     page_table_type table_;
     allocator_type allocator_;
     mutable detail::StreamPool<compressor_type> streams_;
