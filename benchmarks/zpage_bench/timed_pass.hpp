@@ -43,30 +43,34 @@ Clock::duration run_split(std::size_t pages, unsigned threads, Body&& body) {
 
 struct Pass {
     Clock::duration wall{};
-    std::vector<double> latencies_us;  // per page, all threads
+    std::vector<double> latencies_us;  // per page, in page order
     bool failed = false;               // some op returned false
 };
 
 // Calls op(thread, page index) -> bool for every page, split among `threads`, timing each call
 // on its own and the whole pass on the wall clock; reports progress in steps of 256 pages.
+//
+// Each call's latency goes to its page's slot of one vector sized before the clock starts: the
+// threads' contiguous ranges of slots share at most the cache line where two ranges meet, written
+// once by each thread. (One growing vector per thread, side by side, had every push_back of two
+// threads write the same line of vector headers.)
 template <class Op>
 Pass timed_pass(std::size_t pages, unsigned threads, const Progress& progress, Op&& op) {
     constexpr std::size_t progress_step = 256;
-    std::vector<std::vector<double>> per_thread(threads);
     std::atomic<bool> failed{false};
     Pass p;
+    p.latencies_us.resize(pages);
+    double* const latencies_us = p.latencies_us.data();
     p.wall = run_split(pages, threads, [&](unsigned t, std::size_t first, std::size_t last) {
-        per_thread[t].reserve(last - first);
         for (std::size_t i = first; i < last; ++i) {
             const auto begin = Clock::now();
             const bool ok = op(t, i);
-            per_thread[t].push_back(std::chrono::duration<double, std::micro>(Clock::now() - begin).count());
+            latencies_us[i] = std::chrono::duration<double, std::micro>(Clock::now() - begin).count();
             if (!ok) failed.store(true);
             if (progress && (i - first + 1) % progress_step == 0) progress(progress_step);
         }
         if (progress) progress((last - first) % progress_step);
     });
-    for (auto& v : per_thread) p.latencies_us.insert(p.latencies_us.end(), v.begin(), v.end());
     p.failed = failed.load();
     return p;
 }
