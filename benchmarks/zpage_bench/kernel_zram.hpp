@@ -202,7 +202,7 @@ private:
 
 struct PhaseTiming {
     double seconds = 0;                     // wall clock, first request started to last one done
-    std::vector<double> page_latencies_us;  // one per request: its time over its pages
+    std::vector<double> page_latencies_us;  // one per request, in offset order: its time over its pages
 };
 
 // Moves buffer[0, total_bytes) to or from the device at the same offsets in 1 MiB requests,
@@ -214,14 +214,19 @@ inline PhaseTiming transfer(bool write, int fd, std::byte* buffer, std::size_t t
     const std::size_t requests = (total_bytes + zram_request_bytes - 1) / zram_request_bytes;
     threads = static_cast<unsigned>(std::clamp<std::size_t>(threads, 1, requests));
 
-    struct Share {
-        std::vector<double> latencies_us;
+    // What a thread writes on every request is on cache lines no other thread writes: its byte
+    // count in its own Share, its latencies in its own range of one vector sized before the clock
+    // starts (two ranges meet in at most one line, written once by each side).
+    struct alignas(64) Share {
+        std::atomic<std::size_t> bytes_done{0};
         clock::time_point start, end;
         int error = 0;  // errno of a failed request (EIO for a short one)
         std::uint64_t error_offset = 0;
     };
     std::vector<Share> shares(threads);
-    std::atomic<std::size_t> bytes_done{0};
+    PhaseTiming timing;
+    timing.page_latencies_us.resize(requests);
+    double* const latencies_us = timing.page_latencies_us.data();
     std::atomic<bool> stop{false};
     std::mutex mutex;
     std::condition_variable finished_cv;
@@ -230,7 +235,6 @@ inline PhaseTiming transfer(bool write, int fd, std::byte* buffer, std::size_t t
     const auto run_share = [&](unsigned t) {
         Share& share = shares[t];
         const std::size_t first = requests * t / threads, last = requests * (t + 1) / threads;
-        share.latencies_us.reserve(last - first);
         share.start = clock::now();
         for (std::size_t r = first; r < last && !stop.load(std::memory_order_relaxed) &&
                                     !interrupted.load(std::memory_order_relaxed);
@@ -254,8 +258,9 @@ inline PhaseTiming transfer(bool write, int fd, std::byte* buffer, std::size_t t
             // With 1 MiB requests the kernel's per-page latency is only visible amortised: the
             // request's time divided by the pages it carried.
             const double pages = static_cast<double>(length) / static_cast<double>(page_size);
-            share.latencies_us.push_back(std::chrono::duration<double, std::micro>(end - begin).count() / pages);
-            bytes_done.fetch_add(length, std::memory_order_relaxed);
+            latencies_us[r] = std::chrono::duration<double, std::micro>(end - begin).count() / pages;
+            share.bytes_done.store(share.bytes_done.load(std::memory_order_relaxed) + length,
+                                   std::memory_order_relaxed);
         }
         share.end = clock::now();
         const std::lock_guard lock(mutex);
@@ -275,7 +280,9 @@ inline PhaseTiming transfer(bool write, int fd, std::byte* buffer, std::size_t t
         std::size_t pages_reported = 0;
         std::unique_lock lock(mutex);
         const auto report = [&] {
-            const std::size_t pages_done = bytes_done.load(std::memory_order_relaxed) / page_size;
+            std::size_t bytes_done = 0;
+            for (const Share& share : shares) bytes_done += share.bytes_done.load(std::memory_order_relaxed);
+            const std::size_t pages_done = bytes_done / page_size;
             if (progress && pages_done > pages_reported) {
                 lock.unlock();
                 progress(pages_done - pages_reported);
@@ -293,16 +300,13 @@ inline PhaseTiming transfer(bool write, int fd, std::byte* buffer, std::size_t t
     }
 
     if (interrupted.load()) throw Interrupted();  // the caller's guards reset the device
-    PhaseTiming timing;
     clock::time_point start = shares.front().start, end = shares.front().end;
-    for (Share& share : shares) {
+    for (const Share& share : shares) {
         if (share.error != 0)
             throw BadInput(std::string("cannot ") + (write ? "write to " : "read from ") + zram_device + " at offset " +
                            std::to_string(share.error_offset) + ": " + posix::errno_text(share.error));
         start = std::min(start, share.start);
         end = std::max(end, share.end);
-        timing.page_latencies_us.insert(timing.page_latencies_us.end(), share.latencies_us.begin(),
-                                        share.latencies_us.end());
     }
     timing.seconds = std::chrono::duration<double>(end - start).count();
     return timing;
