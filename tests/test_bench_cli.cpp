@@ -1,5 +1,6 @@
 // zpage-bench as its users run it: the JSON lines' exact shape, one clear line and exit status 2
-// for each kind of bad input, and a --pid snapshot of a live child process round-tripped.
+// for each kind of bad input, a --pid snapshot of a live child process round-tripped, and (as root,
+// /dev/zram0 unused) the kernel's rows.
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -128,28 +129,55 @@ void expect_bad_input(const std::string& args, const std::string& says) {
     CHECK(err_lines[0].find(says) != std::string::npos);
 }
 
+std::string zram0_disksize() {
+    std::ifstream size_file("/sys/block/zram0/disksize");
+    std::string size;
+    size_file >> size;
+    return size;
+}
+
+// Why a test that sets up /dev/zram0 cannot run here, or empty: it needs root and an unused device.
+std::string zram0_unusable() {
+    if (::geteuid() != 0 || ::access("/sys/block/zram0/disksize", W_OK) != 0) return "needs root and /sys/block/zram0";
+    if (zram0_disksize() != "0") return "zram0 is in use by this machine; leaving it alone";
+    return {};
+}
+
 const std::vector<std::string> documented_fields = {
     "input",        "engine",         "algo",        "threads",     "pages",       "orig_bytes",
     "compr_bytes",  "mem_used_bytes", "same_pages",  "huge_pages",  "store_mib_s", "load_mib_s",
     "store_p50_us", "store_p99_us",   "load_p50_us", "load_p99_us", "verified"};
 
+// A JSON line has exactly the documented fields, in order: three strings, numbers, a boolean.
+void check_documented_fields(const std::string& line) {
+    INFO(line);
+    const auto fields = json_fields(line);
+    REQUIRE(fields.size() == documented_fields.size());
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+        CHECK(fields[i].first == documented_fields[i]);
+        const char want = i < 3 ? 's' : (i == fields.size() - 1 ? 'b' : 'n');
+        CHECK(fields[i].second == want);
+    }
+}
+
+// Runs zpage-bench with `args` (which must include --json), requires exit status 0 and `results`
+// lines on stdout, and returns them.
+std::vector<std::string> run_json(const std::string& args, std::size_t results) {
+    const Outcome o = run_bench(args);
+    INFO("zpage-bench " << args << "\nstderr: " << o.err);
+    REQUIRE(o.status == 0);
+    std::vector<std::string> out = lines(o.out);
+    REQUIRE(out.size() == results);
+    return out;
+}
+
 }  // namespace
 
 TEST_CASE("--json prints one object per result with exactly the documented fields") {
     TempPages input(300, 0);
-    const Outcome o = run_bench("--json --algo lz4,zstd-1,identity --threads 2 " + input.path);
-    INFO("stderr: " << o.err);
-    REQUIRE(o.status == 0);
-    const auto out = lines(o.out);
-    REQUIRE(out.size() == 3);
+    const auto out = run_json("--json --algo lz4,zstd-1,identity --threads 2 " + input.path, 3);
     for (const std::string& line : out) {
-        const auto fields = json_fields(line);
-        REQUIRE(fields.size() == documented_fields.size());
-        for (std::size_t i = 0; i < fields.size(); ++i) {
-            CHECK(fields[i].first == documented_fields[i]);
-            const char want = i < 3 ? 's' : (i == fields.size() - 1 ? 'b' : 'n');
-            CHECK(fields[i].second == want);
-        }
+        check_documented_fields(line);
         CHECK(json_value(line, "engine") == "zpage");
         CHECK(json_value(line, "threads") == "2");
         CHECK(json_value(line, "pages") == "300");
@@ -172,13 +200,9 @@ TEST_CASE("--steady times stores over pages already stored, and still verifies")
 
 TEST_CASE("--baseline adds each codec alone on the same pages, verified, beside zpage") {
     TempPages input(300, 0);
-    const Outcome o = run_bench("--baseline --json --algo lz4,zstd-3 " + input.path);
-    INFO("stderr: " << o.err);
-    REQUIRE(o.status == 0);
-    const auto out = lines(o.out);
-    REQUIRE(out.size() == 4);
+    const auto out = run_json("--baseline --json --algo lz4,zstd-3 " + input.path, 4);
     for (std::size_t i = 0; i < out.size(); ++i) {
-        CHECK(json_fields(out[i]).size() == documented_fields.size());
+        check_documented_fields(out[i]);
         CHECK(json_value(out[i], "engine") == (i % 2 == 0 ? "codec-alone" : "zpage"));
         CHECK(json_value(out[i], "verified") == "true");
         // Same codec, same pages, same huge threshold: the same pages kept raw, and no more
@@ -269,15 +293,8 @@ TEST_CASE("a --pid snapshot of a live child process round-trips") {
 }
 
 TEST_CASE("an occupied zram device stops a --kernel run; --kernel=auto carries on") {
-    if (::geteuid() != 0 || ::access("/sys/block/zram0/disksize", W_OK) != 0) {
-        MESSAGE("skipped: needs root and /sys/block/zram0");
-        return;
-    }
-    std::ifstream size_file("/sys/block/zram0/disksize");
-    std::string size;
-    size_file >> size;
-    if (size != "0") {
-        MESSAGE("skipped: zram0 is in use by this machine; leaving it alone");
+    if (const std::string why = zram0_unusable(); !why.empty()) {
+        MESSAGE("skipped: " << why);
         return;
     }
     {
@@ -295,4 +312,31 @@ TEST_CASE("an occupied zram device stops a --kernel run; --kernel=auto carries o
     CHECK(strict.err.find("zram0") != std::string::npos);
     CHECK(relaxed.status == 0);
     CHECK(lines(relaxed.out).size() == 1);
+}
+
+TEST_CASE("--kernel --json: the kernel's row has every documented field, its latencies of one-page requests") {
+    if (const std::string why = zram0_unusable(); !why.empty()) {
+        MESSAGE("skipped: " << why);
+        return;
+    }
+    TempPages input(300, 0);
+    const auto out = run_json("--kernel --json --algo lz4 --threads 2 " + input.path, 2);
+    const std::string& kernel = out[1];
+    REQUIRE(json_value(kernel, "engine") == "kernel-zram");
+    check_documented_fields(kernel);
+    CHECK(json_value(kernel, "verified") == "true");
+    CHECK(json_value(kernel, "threads") == "2");
+    for (const char* key :
+         {"store_mib_s", "load_mib_s", "store_p50_us", "store_p99_us", "load_p50_us", "load_p99_us"}) {
+        CAPTURE(key);
+        CHECK(std::stod(json_value(kernel, key)) > 0);
+    }
+    CHECK(std::stod(json_value(kernel, "store_p99_us")) >= std::stod(json_value(kernel, "store_p50_us")));
+    CHECK(std::stod(json_value(kernel, "load_p99_us")) >= std::stod(json_value(kernel, "load_p50_us")));
+
+    // The table says how the kernel's latencies were taken.
+    const Outcome table = run_bench("--kernel --algo lz4 " + input.path);
+    REQUIRE(table.status == 0);
+    CHECK(table.out.find("latencies from a pass of one-page O_DIRECT requests") != std::string::npos);
+    CHECK(zram0_disksize() == "0");
 }

@@ -1,6 +1,7 @@
 // zpage-bench's kernel side: the same pages through the kernel's zram (/dev/zram0), written and
-// read back with O_DIRECT 1 MiB requests, the kernel's best case, for a side-by-side comparison.
-// Needs root and an unused device; a device in use is never touched.
+// read back with O_DIRECT requests for a side-by-side comparison: throughput from 1 MiB requests,
+// the kernel's best case; per-page latency from one-page requests, as zpage stores and loads a
+// page per call. Needs root and an unused device; a device in use is never touched.
 #pragma once
 
 #include <fcntl.h>
@@ -158,6 +159,16 @@ inline KernelProbe probe_kernel_zram() {
 
 namespace detail {
 
+// Resets /dev/zram0 once zpage-bench's own descriptor is closed. The kernel refuses (EBUSY) while
+// the device is open: give a racing udev probe a second. Returns false (errno set) if it refuses.
+inline bool reset_closed_zram() {
+    for (int attempt = 1;; ++attempt) {
+        if (posix::write_small_file(zram_sysfs + "reset", "1")) return true;
+        if (errno != EBUSY || attempt == 50) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+}
+
 // Resets /dev/zram0 on destruction once armed: every path out of a run, errors included, leaves
 // the device as it was found (unused, disksize 0).
 class ZramReset {
@@ -166,13 +177,7 @@ public:
     ZramReset(const ZramReset&) = delete;
     ZramReset& operator=(const ZramReset&) = delete;
     ~ZramReset() {
-        if (!armed_) return;
-        // The kernel refuses (EBUSY) while the device is open; our descriptor is closed before
-        // this runs, but give a racing udev probe a moment.
-        for (int attempt = 0; attempt < 50; ++attempt) {
-            if (posix::write_small_file(zram_sysfs + "reset", "1") || errno != EBUSY) return;
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        }
+        if (armed_) reset_closed_zram();
     }
     void arm() noexcept { armed_ = true; }
 
@@ -201,17 +206,18 @@ private:
 };
 
 struct PhaseTiming {
-    double seconds = 0;                     // wall clock, first request started to last one done
-    std::vector<double> page_latencies_us;  // one per request, in offset order: its time over its pages
+    double seconds = 0;                        // wall clock, first request started to last one done
+    std::vector<double> request_latencies_us;  // one per request, in offset order, its syscall included
 };
 
-// Moves buffer[0, total_bytes) to or from the device at the same offsets in 1 MiB requests,
-// split into `threads` contiguous shares run concurrently. progress is called from the calling
-// thread only, between polls, never inside a timed request.
-inline PhaseTiming transfer(bool write, int fd, std::byte* buffer, std::size_t total_bytes, std::size_t page_size,
-                            unsigned threads, const Progress& progress) {
+// Moves buffer[0, total_bytes) to or from the device at the same offsets in requests of
+// request_bytes (the last one may be shorter), split into `threads` contiguous shares run
+// concurrently, timing each request on its own. progress hears of pages of page_size; it is
+// called from the calling thread only, between polls, never inside a timed request.
+inline PhaseTiming transfer(bool write, int fd, std::byte* buffer, std::size_t total_bytes, std::size_t request_bytes,
+                            std::size_t page_size, unsigned threads, const Progress& progress) {
     using clock = std::chrono::steady_clock;
-    const std::size_t requests = (total_bytes + zram_request_bytes - 1) / zram_request_bytes;
+    const std::size_t requests = (total_bytes + request_bytes - 1) / request_bytes;
     threads = static_cast<unsigned>(std::clamp<std::size_t>(threads, 1, requests));
 
     // What a thread writes on every request is on cache lines no other thread writes: its byte
@@ -225,8 +231,8 @@ inline PhaseTiming transfer(bool write, int fd, std::byte* buffer, std::size_t t
     };
     std::vector<Share> shares(threads);
     PhaseTiming timing;
-    timing.page_latencies_us.resize(requests);
-    double* const latencies_us = timing.page_latencies_us.data();
+    timing.request_latencies_us.resize(requests);
+    double* const latencies_us = timing.request_latencies_us.data();
     std::atomic<bool> stop{false};
     std::mutex mutex;
     std::condition_variable finished_cv;
@@ -239,8 +245,8 @@ inline PhaseTiming transfer(bool write, int fd, std::byte* buffer, std::size_t t
         for (std::size_t r = first; r < last && !stop.load(std::memory_order_relaxed) &&
                                     !interrupted.load(std::memory_order_relaxed);
              ++r) {
-            const std::size_t offset = r * zram_request_bytes;
-            const std::size_t length = std::min(zram_request_bytes, total_bytes - offset);
+            const std::size_t offset = r * request_bytes;
+            const std::size_t length = std::min(request_bytes, total_bytes - offset);
             clock::time_point begin, end;
             ssize_t n;
             do {
@@ -255,10 +261,7 @@ inline PhaseTiming transfer(bool write, int fd, std::byte* buffer, std::size_t t
                 stop = true;
                 break;
             }
-            // With 1 MiB requests the kernel's per-page latency is only visible amortised: the
-            // request's time divided by the pages it carried.
-            const double pages = static_cast<double>(length) / static_cast<double>(page_size);
-            latencies_us[r] = std::chrono::duration<double, std::micro>(end - begin).count() / pages;
+            latencies_us[r] = std::chrono::duration<double, std::micro>(end - begin).count();
             share.bytes_done.store(share.bytes_done.load(std::memory_order_relaxed) + length,
                                    std::memory_order_relaxed);
         }
@@ -333,11 +336,22 @@ inline MmStat read_mm_stat() {
 
 }  // namespace detail
 
+// Page passes a kernel run makes, each reported to progress: on one device, a store pass (two with
+// steady) and a load pass in 1 MiB requests; on a device set up afresh, the same in one-page
+// requests (with steady, its first store pass still in 1 MiB requests).
+inline constexpr std::size_t kernel_zram_passes(bool steady) { return steady ? 6 : 4; }
+
 // Stores the pages in the kernel's zram with kernel_algorithm (and level, through
 // algorithm_params), reads them back and checks them, and reports as a RunResult labelled
-// label_algo. The device is reset before and after, on every path. progress hears of the pages
-// written, then of the pages read. With `steady`, the pages are written once before the timed
-// write, so that it replaces pages already stored, as a device in use does.
+// label_algo. The device is reset before, between its two set-ups and after, on every path.
+//
+// Throughput and mm_stat come from 1 MiB requests, the kernel's best case. The per-page latencies
+// come from a pass of their own, one O_DIRECT request of one page per store or load, each timed
+// with its syscall: a 1 MiB request's time over its pages hides the per-page tail that zpage's
+// per-call figures show. That pass runs on the device reset and set up again, so that its stores,
+// like zpage's, are a fresh store's; its pages are verified too. With `steady`, the pages are
+// written once before each timed store pass, so that it replaces pages already stored, as a device
+// in use does. progress hears of the pages of every pass (kernel_zram_passes).
 inline RunResult run_kernel_zram(const PageSet& pages, const std::string& kernel_algorithm, std::optional<int> level,
                                  const std::string& label_algo, unsigned threads, const Progress& progress,
                                  bool steady = false) {
@@ -363,8 +377,24 @@ inline RunResult run_kernel_zram(const PageSet& pages, const std::string& kernel
         if (!posix::write_small_file(detail::zram_sysfs + attribute, value))
             throw BadInput(failure + " (" + attribute + ": " + posix::errno_text(errno) + ")");
     };
+    // Sets a reset device up for the run and opens it.
+    const auto set_up = [&] {
+        configure("comp_algorithm", kernel_algorithm,
+                  "the kernel's zram refused algorithm \"" + kernel_algorithm + "\"");
+        // Parameters attach to the algorithm until the next reset, and must be set before
+        // disksize. lz4 takes the level as its acceleration (higher: faster and larger output);
+        // lzo and lzo-rle accept a level and ignore it (Linux 6.18).
+        if (level)
+            configure("algorithm_params", "algo=" + kernel_algorithm + " level=" + std::to_string(*level),
+                      "the kernel refused level " + std::to_string(*level) + " for " + kernel_algorithm);
+        configure("disksize", std::to_string(disksize),
+                  "the kernel refused a zram disksize of " + std::to_string(disksize));
+        posix::UniqueFd device = posix::open_fd(detail::zram_device, O_RDWR | O_DIRECT);
+        if (!device) throw BadInput("cannot open " + detail::zram_device + ": " + posix::errno_text(errno));
+        return device;
+    };
 
-    detail::ZramReset reset_on_exit;  // declared before the descriptor: the device is closed, then reset
+    detail::ZramReset reset_on_exit;  // declared before any descriptor: the device is closed, then reset
     // Taken right before configuring, so that a device set up since the probe is left alone.
     if (const std::optional<std::string> user = detail::zram_user()) throw BadInput(detail::occupied_message(*user));
     if (!posix::write_small_file(detail::zram_sysfs + "reset", "1")) {
@@ -372,31 +402,42 @@ inline RunResult run_kernel_zram(const PageSet& pages, const std::string& kernel
         throw BadInput(detail::zram_device + " could not be reset: " + posix::errno_text(errno));
     }
     reset_on_exit.arm();
-    configure("comp_algorithm", kernel_algorithm, "the kernel's zram refused algorithm \"" + kernel_algorithm + "\"");
-    // Parameters attach to the algorithm until the next reset, and must be set before disksize.
-    // lz4 takes the level as its acceleration (higher: faster and larger output); lzo and lzo-rle
-    // accept a level and ignore it (Linux 6.18).
-    if (level)
-        configure("algorithm_params", "algo=" + kernel_algorithm + " level=" + std::to_string(*level),
-                  "the kernel refused level " + std::to_string(*level) + " for " + kernel_algorithm);
-    configure("disksize", std::to_string(disksize),
-              "the kernel refused a zram disksize of " + std::to_string(disksize));
-    const posix::UniqueFd device = posix::open_fd(detail::zram_device, O_RDWR | O_DIRECT);
-    if (!device) throw BadInput("cannot open " + detail::zram_device + ": " + posix::errno_text(errno));
 
-    // The pages are staged in an aligned buffer before the clock starts, so that the timed phases
+    // The pages are staged in an aligned buffer before the clock starts, so that the timed passes
     // are the kernel's work alone; the same buffer takes the pages read back.
     const detail::AlignedBuffer buffer(total_bytes);
-    std::memcpy(buffer.data(), pages.bytes.data(), total_bytes);
-    if (steady) detail::transfer(true, device.get(), buffer.data(), total_bytes, pages.page_size, threads, progress);
-    const detail::PhaseTiming stored =
-        detail::transfer(true, device.get(), buffer.data(), total_bytes, pages.page_size, threads, progress);
-    const detail::MmStat stat = detail::read_mm_stat();
-    std::memset(buffer.data(), 0xA5, total_bytes);  // so that a page not read back cannot pass for one
-    const detail::PhaseTiming loaded =
-        detail::transfer(false, device.get(), buffer.data(), total_bytes, pages.page_size, threads, progress);
+    struct Passes {
+        detail::PhaseTiming stored, loaded;
+        detail::MmStat stat;  // right after the stores
+        bool verified = false;
+    };
+    // On a device set up afresh: a store pass (after an untimed one with steady), then a load pass
+    // into the buffer filled with a pattern, so that a page not read back cannot pass for one.
+    const auto store_and_load = [&](std::size_t request_bytes) {
+        const posix::UniqueFd device = set_up();
+        const auto pass = [&](bool write, std::size_t bytes) {
+            return detail::transfer(write, device.get(), buffer.data(), total_bytes, bytes, pages.page_size, threads,
+                                    progress);
+        };
+        Passes p;
+        std::memcpy(buffer.data(), pages.bytes.data(), total_bytes);
+        if (steady) pass(true, detail::zram_request_bytes);
+        p.stored = pass(true, request_bytes);
+        p.stat = detail::read_mm_stat();
+        std::memset(buffer.data(), 0xA5, total_bytes);
+        p.loaded = pass(false, request_bytes);
+        p.verified = std::memcmp(buffer.data(), pages.bytes.data(), total_bytes) == 0;
+        return p;
+    };  // the device is closed on return: the kernel resets no open device
+
+    const Passes bulk = store_and_load(detail::zram_request_bytes);
+    if (!detail::reset_closed_zram())
+        throw BadInput(detail::zram_device +
+                       " could not be reset for the one-page latency pass: " + posix::errno_text(errno));
+    const Passes per_page = store_and_load(pages.page_size);
 
     RunResult result = result_for(pages, "kernel-zram", label_algo, std::max(threads, 1u));
+    const detail::MmStat& stat = bulk.stat;
     result.orig_bytes = stat.orig_data_size;
     result.compr_bytes = stat.compr_data_size;
     // mm_stat's mem_used_total counts zsmalloc's pages only; zram's table (one 16-byte slot per
@@ -409,10 +450,10 @@ inline RunResult run_kernel_zram(const PageSet& pages, const std::string& kernel
     result.same_pages = stat.same_pages * kernel_page_bytes / pages.page_size;
     result.huge_pages = stat.huge_pages * kernel_page_bytes / pages.page_size;
     const double mib = static_cast<double>(total_bytes) / (1 << 20);
-    result.store_mib_s = stored.seconds > 0 ? mib / stored.seconds : 0;
-    result.load_mib_s = loaded.seconds > 0 ? mib / loaded.seconds : 0;
-    set_latencies(result, stored.page_latencies_us, loaded.page_latencies_us);
-    result.verified = std::memcmp(buffer.data(), pages.bytes.data(), total_bytes) == 0;
+    result.store_mib_s = bulk.stored.seconds > 0 ? mib / bulk.stored.seconds : 0;
+    result.load_mib_s = bulk.loaded.seconds > 0 ? mib / bulk.loaded.seconds : 0;
+    set_latencies(result, per_page.stored.request_latencies_us, per_page.loaded.request_latencies_us);
+    result.verified = bulk.verified && per_page.verified;
     return result;
 }
 

@@ -165,7 +165,7 @@ int run(int argc, char** argv) {
     std::vector<Job> jobs;
     std::vector<Unavailable> unavailable;
     std::size_t units = 0;
-    const std::size_t passes = o.steady ? 3 : 2;  // stores (twice with --steady), then loads
+    const std::size_t zpage_passes = o.steady ? 3 : 2;  // stores (twice with --steady), then loads
     for (const PageSet& input : inputs) {
         for (const CodecSpec& spec : specs) {
             if (spec.runs_on_zpage() && o.baseline) {
@@ -174,14 +174,14 @@ int run(int argc, char** argv) {
             }
             if (spec.runs_on_zpage()) {
                 jobs.push_back({&input, &spec, Engine::zpage});
-                units += passes * input.pages();
+                units += zpage_passes * input.pages();
             }
             if (!with_kernel) continue;
             const std::optional<std::string> name = spec.kernel_name();
             if (name && std::find(kernel.algorithms.begin(), kernel.algorithms.end(), *name) != kernel.algorithms.end() &&
                 (!spec.kernel_level() || kernel.has_algorithm_params)) {
                 jobs.push_back({&input, &spec, Engine::kernel_zram});
-                units += passes * input.pages();
+                units += kernel_zram_passes(o.steady) * input.pages();
             } else {
                 std::string offered;
                 for (const auto& a : kernel.algorithms) offered += (offered.empty() ? "" : ", ") + a;

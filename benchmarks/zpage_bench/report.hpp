@@ -147,7 +147,9 @@ inline void print_table(std::FILE* out, const std::vector<RunResult>& results,
     std::fprintf(out,
                  "\nratio = orig / mem_used; mem_used counts all a store holds, its table of 16 B per page "
                  "included (kernel-zram: mm_stat's mem_used_total plus zram's table, which mm_stat leaves "
-                 "out). /s = MiB/s over all threads; latencies per page.\n");
+                 "out). /s = MiB/s over all threads; latencies per page (kernel-zram: throughput from 1 MiB "
+                 "requests, latencies from a pass of one-page O_DIRECT requests on a fresh device, each timed "
+                 "with its syscall).\n");
     std::uint64_t spare = 0;
     for (const auto& r : results) spare = std::max(spare, r.pool_spare_bytes);
     if (spare != 0)

@@ -69,7 +69,7 @@ struct RunResult {
     std::uint64_t huge_pages = 0;
     double store_mib_s = 0;  // aggregate over threads, against wall-clock time
     double load_mib_s = 0;
-    double store_p50_us = 0;  // per page
+    double store_p50_us = 0;  // per page (kernel-zram: one O_DIRECT request of one page, its syscall included)
     double store_p99_us = 0;
     double load_p50_us = 0;
     double load_p99_us = 0;
