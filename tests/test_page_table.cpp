@@ -18,9 +18,10 @@ TEST_CASE("entry layout is pinned") {
     CHECK(PageEntry::flag_bit(PageFlag::idle) == 1u << 20);
     CHECK(PageEntry::flag_bit(PageFlag::written_back) == 1u << 21);
     CHECK(PageEntry::flag_bit(PageFlag::incompressible) == 1u << 22);
+    CHECK(PageEntry::flag_bit(PageFlag::under_writeback) == 1u << 23);
     CHECK(PageEntry::codec_shift == 24);
     CHECK(PageEntry::lock_bit == 1u << 31);
-    static_assert(static_cast<int>(PageFlag::count) == 5);
+    static_assert(static_cast<int>(PageFlag::count) == 6);
 }
 
 TEST_CASE("records say what they hold") {

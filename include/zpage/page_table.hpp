@@ -3,10 +3,11 @@
 //   word (8 B)         the allocator handle (location) of the compressed page, or for a SAME
 //                      page the repeated 8-byte fill word itself (no allocation at all)
 //   meta (4 B)         bits 0..17   compressed size in bytes (a HUGE page: the page size)
-//                      bits 18..22  flags: SAME, HUGE, IDLE, WB, INCOMPRESSIBLE
+//                      bits 18..23  flags: SAME, HUGE, IDLE, WB, INCOMPRESSIBLE, UNDER_WB
 //                      bits 24..26  codec id (which of a store's codecs wrote the page)
 //                      bit 31       the entry lock
-//   access_time (4 B)  seconds, kept for idle tracking (zram's ac_time)
+//   access_time (4 B)  seconds (detail::now_seconds()) of the last store or load, kept when the
+//                      store's writeback policy tracks access times (zram's ac_time)
 //
 // Every access to an entry holds its lock bit, like zram's slot lock: operations on different
 // indices never contend, and a reader sees a page whole or not at all.
@@ -29,6 +30,7 @@ enum class PageFlag : std::uint8_t {
     idle,            // not accessed since the last mark_idle
     written_back,    // held by the backing store, not in memory
     incompressible,  // a recompression could not shrink it
+    under_writeback, // being written to the backing store; a store or erase meanwhile clears it and wins
     count
 };
 
@@ -68,6 +70,9 @@ struct PageRecord {
                         PageEntry::flag_bit(PageFlag::written_back))) != 0;
     }
 
+    [[nodiscard]] PageRecord with(PageFlag f) const noexcept { return {word, meta | PageEntry::flag_bit(f)}; }
+    [[nodiscard]] PageRecord without(PageFlag f) const noexcept { return {word, meta & ~PageEntry::flag_bit(f)}; }
+
     [[nodiscard]] static PageRecord same_filled(std::uint64_t fill) noexcept {
         return {fill, PageEntry::flag_bit(PageFlag::same)};
     }
@@ -104,6 +109,8 @@ public:
         meta_ = r.meta & ~PageEntry::lock_bit;
     }
     void clear() noexcept { set(PageRecord{}); }
+    void set_flag(PageFlag f) noexcept { meta_ |= PageEntry::flag_bit(f); }
+    void clear_flag(PageFlag f) noexcept { meta_ &= ~PageEntry::flag_bit(f); }
 
     [[nodiscard]] std::uint32_t access_time() const noexcept { return entry_->access_time; }
     void set_access_time(std::uint32_t seconds) noexcept { entry_->access_time = seconds; }

@@ -6,15 +6,13 @@
 //   if (!pages.store(index, page)) ...;   // Status: true on success
 //   if (!pages.load(index, page)) ...;
 //
-// Write path (like zram_write_page): a same-filled page goes into its entry as its fill word;
-// any other page is compressed into a per-thread scratch buffer and stored compressed, or raw
-// when the result exceeds the huge threshold; the new object is published under the entry lock
-// and the old one freed. The scratch buffer has room for any codec's worst case, because codecs
-// given less room switch to a bounds-checked mode that is slower on exactly the incompressible
-// pages that then go raw (lz4: 0.96 against 1.14 us per such page).
-// Read path: under the entry lock, decompress straight from the allocator's memory into the
-// caller's buffer. The entry holds the object's location itself; compaction moves an object only
-// under its entry's lock (Owners below), so a reader needs no other protection.
+// Write path (detail/encoder.hpp, shared with every other writer): a same-filled page goes into
+// its entry as its fill word; any other page is compressed and stored compressed, or raw when the
+// result exceeds the huge threshold; the new object is published under the entry lock and the
+// old one freed after it. Read path: under the entry lock, decompress straight from the
+// allocator's memory into the caller's buffer. The entry holds the object's location itself;
+// compaction moves an object only under its entry's lock (Owners below), so a reader needs no
+// other protection.
 //
 // Thread safety: every member function may be called from any thread at any time. Operations on
 // different indices run in parallel; on one index they serialize on its entry lock, and racing
@@ -46,8 +44,9 @@
 
 #include "allocator/concept.hpp"
 #include "compressor/concept.hpp"
+#include "detail/clock.hpp"
+#include "detail/encoder.hpp"
 #include "detail/same_filled.hpp"
-#include "detail/stream_pool.hpp"
 #include "detail/striped_counters.hpp"
 #include "errc.hpp"
 #include "memory_budget.hpp"
@@ -102,6 +101,9 @@ class CompressedPageStore {
                   "zpage::CompressedPageStore: Traits::page_table must model zpage::PageTableLayout");
     static_assert(Traits::page_size % detail::os::page_bytes == 0 && Traits::page_size <= PageEntry::max_page_bytes,
                   "zpage::CompressedPageStore: page_size must be a multiple of 4096 and at most 128 KiB");
+    static_assert(WritebackPolicy<typename Traits::writeback>,
+                  "zpage::CompressedPageStore: Traits::writeback must model zpage::WritebackPolicy "
+                  "(zpage::NoWriteback, or a policy with a backing store)");
     static_assert(Traits::allocator::max_object_bytes >= Traits::page_size,
                   "zpage::CompressedPageStore: the allocator must hold objects of a whole page (huge pages)");
 
@@ -110,9 +112,15 @@ public:
     using compressor_type = typename Traits::compressor;
     using allocator_type = typename Traits::allocator;
     using page_table_type = typename Traits::page_table;
+    using writeback_type = typename Traits::writeback;
     static constexpr std::size_t page_size = Traits::page_size;
     using page_view = std::span<const std::byte, page_size>;
     using page_buffer = std::span<std::byte, page_size>;
+
+private:
+    using encoder_type = detail::Encoder<compressor_type, allocator_type, page_size>;
+
+public:
 
     // Throws std::invalid_argument for a bad configuration or a codec parameter the codec cannot
     // use (a level out of range), std::bad_alloc when memory for the page table or the first codec
@@ -121,13 +129,10 @@ public:
         : CompressedPageStore(StoreConfig{.capacity_pages = capacity_pages}, std::move(codec)) {}
 
     explicit CompressedPageStore(const StoreConfig& config, compressor_type codec = {})
-        : codec_(checked(std::move(codec))),
-          huge_threshold_(checked(config).huge_threshold(page_size)),
-          budget_(config.budget, config.mem_limit_bytes),
+        : budget_(checked(config).budget, config.mem_limit_bytes),
           table_(config.capacity_pages),
           allocator_(allocator_config(config, budget_)),
-          streams_(codec_, scratch_bytes) {
-        streams_.prepare_first();
+          encoder_(std::move(codec), allocator_, config.huge_threshold(page_size)) {
         budget_.charge(table_.memory_bytes());
     }
 
@@ -141,33 +146,9 @@ public:
     // memory_limit or out_of_memory; on failure the index keeps its previous page.
     Status store(std::size_t index, page_view page) noexcept {
         if (index >= table_.capacity()) return errc::out_of_range;
-        PageRecord next;
-        if (const std::optional<std::uint64_t> fill = detail::same_fill_word<page_size>(page)) {
-            next = PageRecord::same_filled(*fill);
-        } else {
-            auto stream = streams_.for_compression();
-            if (!stream) return fail_write(errc::out_of_memory);
-            const std::span<std::byte> scratch(stream->scratch.get(), scratch_bytes);
-            const std::size_t compressed = codec_.compress(*stream->compress, page, scratch);
-            const bool huge = compressed == 0 || compressed > huge_threshold_;
-            const Result<ObjectHandle> object = allocator_.allocate(
-                huge ? std::span<const std::byte>(page) : scratch.first(compressed), static_cast<OwnerId>(index));
-            if (!object) return fail_write(object.error());
-            next = PageRecord::object(static_cast<std::uint64_t>(*object), huge ? page_size : compressed, huge);
-        }
-        PageRecord previous;
-        {
-            LockedPage entry = table_.lock(index);
-            previous = entry.get();
-            entry.set(next);
-        }
-        free_object(previous);
-        Deltas d;
-        d.count(next, +1);
-        d.count(previous, -1);
-        d.writes = 1;
-        d.huge_since = next.has(PageFlag::huge);
-        apply(d);
+        const Result<PageRecord> next = encoder_.encode(page, static_cast<OwnerId>(index), true);
+        if (!next) return fail_write(next.error());
+        publish(index, *next);
         return errc::ok;
     }
 
@@ -177,22 +158,18 @@ public:
     Status load(std::size_t index, page_buffer page) noexcept {
         if (index >= table_.capacity()) return errc::out_of_range;
         // The stream before the entry lock: see the lock order at the top of this file.
-        DecodeStream stream = decode_stream();
+        typename encoder_type::DecodeStream stream = encoder_.decode_stream();
         if (!stream) return fail_read(errc::out_of_memory, page);
         LockedPage entry = table_.lock(index);
         const PageRecord r = entry.get();
+        touch(entry);
         Status status = errc::ok;
         if (!r.stored()) {
             std::memset(page.data(), 0, page_size);
         } else if (r.has(PageFlag::same)) {
             detail::fill_words(page, r.word);
-        } else if (r.has(PageFlag::huge)) {
-            allocator_.read(ObjectHandle{r.word}, [&](std::span<const std::byte> raw) noexcept {
-                std::memcpy(page.data(), raw.data(), page_size);
-                return 0;
-            });
         } else {
-            status = decompress(r, stream.context(), page);
+            status = encoder_.decode(r, page, stream.context());
         }
         if (!status) return fail_read(status.error(), page);
         counters_.add(Counter::num_reads, 1);
@@ -203,16 +180,7 @@ public:
     // out_of_range.
     Status erase(std::size_t index) noexcept {
         if (index >= table_.capacity()) return errc::out_of_range;
-        PageRecord previous;
-        {
-            LockedPage entry = table_.lock(index);
-            previous = entry.get();
-            entry.clear();
-        }
-        free_object(previous);
-        Deltas d;
-        d.count(previous, -1);
-        apply(d);
+        publish(index, PageRecord{});
         return errc::ok;
     }
 
@@ -253,8 +221,8 @@ public:
     void set_mem_limit(std::size_t bytes) noexcept { budget_.set_limit(bytes); }
 
     [[nodiscard]] std::size_t capacity() const noexcept { return table_.capacity(); }
-    [[nodiscard]] std::size_t huge_threshold() const noexcept { return huge_threshold_; }
-    [[nodiscard]] const compressor_type& compressor() const noexcept { return codec_; }
+    [[nodiscard]] std::size_t huge_threshold() const noexcept { return encoder_.huge_threshold(); }
+    [[nodiscard]] const compressor_type& compressor() const noexcept { return encoder_.codec(); }
     [[nodiscard]] const allocator_type& allocator() const noexcept { return allocator_; }
 
 private:
@@ -278,10 +246,6 @@ private:
         return r.stored() && !r.has(PageFlag::same) && !r.has(PageFlag::written_back);
     }
 
-    // Room for the worst case of the shipped codecs (lz4: page + page/255 + 16, zstd: less); a
-    // codec that needs more reports 0 and the page is kept raw, which is still correct.
-    static constexpr std::size_t scratch_bytes = page_size + page_size / 8;
-
     enum class Counter : std::uint8_t {
         pages_stored, compr_bytes, same_pages, huge_pages, huge_pages_since,
         num_reads, num_writes, failed_reads, failed_writes, count
@@ -290,10 +254,6 @@ private:
     static const StoreConfig& checked(const StoreConfig& config) {
         config.validate(page_size);
         return config;
-    }
-    static compressor_type checked(compressor_type codec) {
-        validate_codec(codec);
-        return codec;
     }
 
     static AllocatorConfig allocator_config(const StoreConfig& config, MemoryBudget& budget) {
@@ -337,48 +297,39 @@ private:
         add(Counter::huge_pages_since, d.huge_since);
     }
 
+    // Makes `next` the entry of `index` (an empty record erases it) and frees what it held. A
+    // store or erase always wins over a writeback in flight: `next` carries no under_writeback
+    // flag, which tells the writeback its page is gone.
+    void publish(std::size_t index, const PageRecord& next) noexcept {
+        PageRecord previous;
+        {
+            LockedPage entry = table_.lock(index);
+            previous = entry.get();
+            entry.set(next);
+            if (next.stored()) stamp(entry);
+        }
+        free_object(previous);
+        Deltas d;
+        d.count(next, +1);
+        d.count(previous, -1);
+        if (next.stored()) {
+            d.writes = 1;
+            d.huge_since = next.has(PageFlag::huge);
+        }
+        apply(d);
+    }
+
+    // An access: the page is no longer idle, and its access time is now when the policy keeps it.
+    void touch(LockedPage& entry) const noexcept {
+        entry.clear_flag(PageFlag::idle);
+        stamp(entry);
+    }
+    static void stamp(LockedPage& entry) noexcept {
+        if constexpr (writeback_type::tracks_access_time) entry.set_access_time(detail::now_seconds());
+    }
+
     void free_object(const PageRecord& r) noexcept {
         if (holds_object(r)) allocator_.deallocate(ObjectHandle{r.word});
-    }
-
-    using dctx_type = typename compressor_type::decompress_context;
-
-    // A decompression context for one load: a leased stream slot, or nothing at all for codecs
-    // whose context is empty (lz4), which then cost no slot.
-    class DecodeStream {
-    public:
-        DecodeStream() noexcept = default;
-        explicit DecodeStream(typename detail::StreamPool<compressor_type>::Lease lease) noexcept
-            : lease_(std::move(lease)) {}
-        explicit operator bool() const noexcept { return std::is_empty_v<dctx_type> || static_cast<bool>(lease_); }
-        dctx_type& context() noexcept {
-            if constexpr (std::is_empty_v<dctx_type>) {
-                return none_;
-            } else {
-                return *lease_->decompress;
-            }
-        }
-
-    private:
-        typename detail::StreamPool<compressor_type>::Lease lease_;
-        [[no_unique_address]] dctx_type none_{};
-    };
-
-    DecodeStream decode_stream() noexcept {
-        if constexpr (std::is_empty_v<dctx_type>) {
-            return DecodeStream();
-        } else {
-            return DecodeStream(streams_.for_decompression());
-        }
-    }
-
-    Status decompress(const PageRecord& r, dctx_type& ctx, page_buffer page) noexcept {
-        const Result<std::size_t> produced =
-            allocator_.read(ObjectHandle{r.word}, [&](std::span<const std::byte> object) noexcept {
-                return codec_.decompress(ctx, object.first(r.size()), page);
-            });
-        if (!produced) return produced.error();
-        return *produced == page_size ? errc::ok : errc::corrupt_data;
     }
 
     // A failed load leaves zeros in the caller's page, never stale or partial bytes.
@@ -388,12 +339,10 @@ private:
         return code;
     }
 
-    const compressor_type codec_;
-    const std::size_t huge_threshold_;
     MemoryBudget budget_;  // the store's own account, inside config.budget when one is shared
     page_table_type table_;
     allocator_type allocator_;
-    mutable detail::StreamPool<compressor_type> streams_;
+    encoder_type encoder_;
     detail::StripedCounters<Counter> counters_;
 };
 

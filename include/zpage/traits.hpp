@@ -1,5 +1,5 @@
 // zpage: traits bundles, the one template argument of CompressedPageStore. A bundle names the page
-// size and the three policies; derive from DefaultTraits and override what differs.
+// size and the four policies; derive from DefaultTraits and override what differs.
 #pragma once
 
 #include <concepts>
@@ -8,6 +8,7 @@
 #include "allocator/allocator.hpp"
 #include "compressor/lz4.hpp"
 #include "page_table.hpp"
+#include "writeback/concept.hpp"
 
 namespace zpage {
 
@@ -16,6 +17,7 @@ struct DefaultTraits {
     using compressor = Lz4;
     using allocator = SizeClassAllocator<page_size>;
     using page_table = PageTable;
+    using writeback = NoWriteback;
 };
 
 // The default bundle with another codec and, optionally, another page size.
@@ -32,6 +34,7 @@ concept StoreTraits = requires {
     typename T::compressor;
     typename T::allocator;
     typename T::page_table;
+    typename T::writeback;
 };
 
 }  // namespace zpage
