@@ -81,6 +81,16 @@ struct PageRecord {
     }
 };
 
+// An entry as a caller may look at it (CompressedPageStore::state, zram's block_state).
+struct PageState {
+    PageRecord record;             // flags, size (compressed, or the page size when huge), codec
+    std::uint32_t access_time = 0; // detail::now_seconds() of the last store or load, when tracked
+
+    [[nodiscard]] bool stored() const noexcept { return record.stored(); }
+    [[nodiscard]] bool has(PageFlag f) const noexcept { return record.has(f); }
+    [[nodiscard]] std::size_t size() const noexcept { return record.size(); }
+};
+
 // One entry, locked for as long as this object lives.
 class LockedPage {
 public:

@@ -34,6 +34,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -189,6 +190,33 @@ public:
         return index < table_.capacity() && table_.lock(index).get().stored();
     }
 
+    // What the entry of `index` says now (zram's block_state): its flags, stored size and access
+    // time. Out-of-range indices read as never stored. Any thread.
+    [[nodiscard]] PageState state(std::size_t index) const noexcept {
+        if (index >= table_.capacity()) return {};
+        const LockedPage entry = table_.lock(index);
+        return PageState{entry.get(), entry.access_time()};
+    }
+
+    // Marks every page held in memory idle (zram: echo all > idle); a store or load of a page
+    // clears its mark. Same-filled pages (no memory) and written-back ones are left as they are.
+    // Returns the pages marked. Any thread; stores and loads go on meanwhile (each entry is
+    // locked on its own, for a few nanoseconds).
+    std::size_t mark_idle() noexcept {
+        return mark_idle_if([](const LockedPage&) noexcept { return true; });
+    }
+
+    // Marks idle the pages in memory not stored or loaded for at least `age` (zram: echo N > idle).
+    // Needs a writeback policy that tracks access times. Returns the pages marked. Any thread.
+    std::size_t mark_idle(std::chrono::seconds age) noexcept
+        requires(writeback_type::tracks_access_time)
+    {
+        const auto now = static_cast<std::int64_t>(detail::now_seconds());
+        return mark_idle_if([&](const LockedPage& entry) noexcept {
+            return now - static_cast<std::int64_t>(entry.access_time()) >= age.count();
+        });
+    }
+
     // Moves compressed pages out of sparse spans and returns freed pages to the OS (zram's
     // compact). Returns what it freed and moved; stores and loads may run meanwhile.
     CompactionResult compact() noexcept {
@@ -317,6 +345,28 @@ private:
             d.huge_since = next.has(PageFlag::huge);
         }
         apply(d);
+    }
+
+    // Calls visit(index, entry) for each index in [first, last), each under its own lock: a walk
+    // that never stops stores or loads for more than one entry.
+    template <class Visit>
+    void walk(std::size_t first, std::size_t last, Visit&& visit) const noexcept {
+        for (std::size_t index = first; index < last; ++index) {
+            LockedPage entry = table_.lock(index);
+            visit(index, entry);
+        }
+    }
+
+    template <class Older>
+    std::size_t mark_idle_if(Older&& older) noexcept {
+        std::size_t marked = 0;
+        walk(0, table_.capacity(), [&](std::size_t, LockedPage& entry) noexcept {
+            const PageRecord r = entry.get();
+            if (!holds_object(r) || r.has(PageFlag::idle) || !older(entry)) return;
+            entry.set_flag(PageFlag::idle);
+            ++marked;
+        });
+        return marked;
     }
 
     // An access: the page is no longer idle, and its access time is now when the policy keeps it.
