@@ -166,9 +166,9 @@ public:
             const std::byte* page = pool_.address(arena_.descriptor(where.span).pages[offset / detail::os::page_bytes]);
             return std::forward<F>(f)(std::span<const std::byte>(page + in_page, bytes));
         }
-        std::byte* gathered = gather_buffer();
-        copy_out(where, gathered, bytes);
-        return std::forward<F>(f)(std::span<const std::byte>(gathered, bytes));
+        const GatherBuffer gathered;
+        copy_out(where, gathered.data(), bytes);
+        return std::forward<F>(f)(std::span<const std::byte>(gathered.data(), bytes));
     }
 
     // Bytes the object occupies (its size class).
@@ -291,11 +291,40 @@ private:
         });
     }
 
-    // Where read() gathers an object that crosses pages: one per thread, reused by every read.
-    static std::byte* gather_buffer() noexcept {
-        alignas(64) thread_local std::array<std::byte, max_object_bytes> buffer;
-        return buffer.data();
-    }
+    // Where read() gathers an object that crosses pages and compaction stages one it moves: one
+    // buffer of max_object_bytes per thread, from the heap at the thread's first use, freed when
+    // it exits. Not a thread_local array: every thread of the program would carry that in static
+    // TLS, cleared as it starts, for each page size instantiated (252 KiB a thread for the six
+    // sizes 4-128 KiB), and threads created with small stacks would be refused. When the heap
+    // refuses, a static buffer per page size is shared under a lock; it is the last lock taken
+    // (after an entry, class or codec stream), and nothing is taken while it is held.
+    class GatherBuffer {
+    public:
+        GatherBuffer() noexcept {
+            thread_local std::unique_ptr<std::byte[]> own;
+            if (own == nullptr) own.reset(new (std::nothrow) std::byte[max_object_bytes]);
+            if (own != nullptr) {
+                data_ = own.get();
+                return;
+            }
+            lock_ = std::unique_lock(fallback_lock());
+            data_ = fallback_bytes().data();
+        }
+        [[nodiscard]] std::byte* data() const noexcept { return data_; }
+
+    private:
+        static std::mutex& fallback_lock() noexcept {
+            static std::mutex lock;
+            return lock;
+        }
+        static std::array<std::byte, max_object_bytes>& fallback_bytes() noexcept {
+            static std::array<std::byte, max_object_bytes> bytes;
+            return bytes;
+        }
+
+        std::byte* data_ = nullptr;
+        std::unique_lock<std::mutex> lock_;
+    };
 
     // ---- fullness lists (class lock held) ----
 
@@ -488,9 +517,9 @@ private:
         const ObjectLocation new_place{to, to_slot, cls};
         const bool moved = owners.relocate(owner, old_place.handle(), new_place.handle(), [&] {
             const std::size_t bytes = size_classes::classes[cls].object_bytes;
-            std::byte* staged = gather_buffer();
-            copy_out(old_place, staged, bytes);
-            copy_in(new_place, staged, bytes);
+            const GatherBuffer staged;
+            copy_out(old_place, staged.data(), bytes);
+            copy_in(new_place, staged.data(), bytes);
         });
         if (!moved) return false;
         td.owners[to_slot] = owner;

@@ -1,0 +1,71 @@
+// Objects that cross pages are gathered into a per-thread buffer from the heap; when the heap
+// refuses it, threads share one buffer under a lock and still read every object whole, and
+// compaction still moves objects. Run under TSan in CI.
+#include <zpage/allocator/allocator.hpp>
+#include <zpage/allocator/handle_table.hpp>
+
+#include <thread>
+
+#include "fixtures.hpp"
+
+namespace {
+std::atomic<bool> refuse_nothrow_arrays{false};
+}  // namespace
+
+// The allocator takes its gather buffers with new (std::nothrow) std::byte[]; nothing else in the
+// test does. Forwarding to the throwing form keeps sanitizers' new/delete pairing intact.
+void* operator new[](std::size_t bytes, const std::nothrow_t&) noexcept {
+    if (refuse_nothrow_arrays.load()) return nullptr;
+    try {
+        return ::operator new[](bytes);
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+namespace {
+using Allocator = zpage::SizeClassAllocator<4096>;
+using Table = zpage::HandleTable<Allocator>;
+
+std::vector<std::byte> object_for(std::size_t key, std::size_t size) {
+    std::vector<std::byte> v(size);
+    for (std::size_t i = 0; i < size; ++i) v[i] = static_cast<std::byte>((key * 131 + i * 7) % 251);
+    return v;
+}
+}  // namespace
+
+TEST_CASE("threads refused a gather buffer share one and read every object whole") {
+    zpage::MemoryBudget budget;
+    Allocator a({.budget = &budget});
+    Table table(a, budget, 1 << 14);
+    constexpr std::size_t objects = 3000;
+    std::vector<zpage::StableHandle> handles;
+    for (std::size_t k = 0; k < objects; ++k) {
+        const auto h = table.allocate(object_for(k, 1000 + k % 3000));  // most cross a page
+        REQUIRE(h);
+        handles.push_back(*h);
+    }
+    refuse_nothrow_arrays.store(true);  // new threads get no buffer of their own
+    std::atomic<std::size_t> bad{0}, read{0};
+    auto reader = [&](std::size_t first) {
+        for (std::size_t round = 0; round < zpage_test::scaled(4, 2); ++round)
+            for (std::size_t k = first; k < objects; k += 2) {
+                const auto want = object_for(k, 1000 + k % 3000);
+                const bool ok = table.read(handles[k], [&](std::span<const std::byte> got) {
+                    return got.size() >= want.size() && std::memcmp(got.data(), want.data(), want.size()) == 0;
+                });
+                bad += !ok;
+                ++read;
+            }
+    };
+    // Free every other object, then compact from a thread that also has no buffer of its own.
+    for (std::size_t k = 1; k < objects; k += 2) table.deallocate(handles[k]);
+    std::thread compactor([&] { CHECK(table.compact().objects_moved > 0); });
+    std::thread r1(reader, 0), r2(reader, 0);
+    compactor.join();
+    r1.join();
+    r2.join();
+    refuse_nothrow_arrays.store(false);
+    CHECK(read.load() > 0);
+    CHECK(bad.load() == 0);
+}
