@@ -1,8 +1,11 @@
-// Objects that cross pages are gathered into a per-thread buffer from the heap; when the heap
-// refuses it, threads share one buffer under a lock and still read every object whole, and
-// compaction still moves objects. Run under TSan in CI.
+// Objects that cross pages are gathered into a per-thread buffer from the heap, so that threads
+// with small stacks can read them; when the heap refuses the buffer, threads share one under a
+// lock and still read every object whole, and compaction still moves objects. Run under TSan in
+// CI.
 #include <zpage/allocator/allocator.hpp>
 #include <zpage/allocator/handle_table.hpp>
+
+#include <pthread.h>
 
 #include <thread>
 
@@ -68,4 +71,38 @@ TEST_CASE("threads refused a gather buffer share one and read every object whole
     refuse_nothrow_arrays.store(false);
     CHECK(read.load() > 0);
     CHECK(bad.load() == 0);
+}
+
+TEST_CASE("a thread with a 64 KiB stack reads an object of 128 KiB pages") {
+    // A thread_local array of the largest object would sit in the static TLS every thread carries,
+    // and glibc refuses to create a thread whose stack cannot hold it (EINVAL).
+    zpage::SizeClassAllocator<131072> a;
+    const auto want = object_for(7, 100000);
+    const auto handle = a.allocate(want, 0);
+    REQUIRE(handle);
+    struct Job {
+        const zpage::SizeClassAllocator<131072>* allocator;
+        zpage::ObjectHandle handle;
+        const std::vector<std::byte>* want;
+        bool whole = false;
+    } job{&a, *handle, &want};
+    pthread_attr_t attr;
+    REQUIRE(pthread_attr_init(&attr) == 0);
+    REQUIRE(pthread_attr_setstacksize(&attr, 64 * 1024) == 0);
+    pthread_t thread;
+    const int created = pthread_create(
+        &thread, &attr,
+        [](void* arg) -> void* {
+            auto& j = *static_cast<Job*>(arg);
+            j.whole = j.allocator->read(j.handle, [&](std::span<const std::byte> got) {
+                return std::memcmp(got.data(), j.want->data(), j.want->size()) == 0;
+            });
+            return nullptr;
+        },
+        &job);
+    pthread_attr_destroy(&attr);
+    REQUIRE(created == 0);
+    pthread_join(thread, nullptr);
+    CHECK(job.whole);
+    a.deallocate(*handle);
 }
