@@ -57,6 +57,11 @@
 
 namespace zpage {
 
+// The largest page a store takes: the largest size the tests round-trip (test_page_sizes.cpp),
+// and the largest power of two a page-table entry's 18-bit size field holds.
+inline constexpr std::size_t max_page_size = std::size_t{128} << 10;
+static_assert(max_page_size <= PageEntry::max_page_bytes, "zpage: a huge page's size must fit a page-table entry");
+
 struct StoreConfig {
     std::size_t capacity_pages = 0;  // page indices 0 .. capacity_pages - 1
     // This store's own limit on mem_used_total; 0: none. Under a shared budget it caps this store
@@ -100,8 +105,9 @@ class CompressedPageStore {
                   "deallocate(handle), read(handle, f), compact(), stats()");
     static_assert(PageTableLayout<typename Traits::page_table>,
                   "zpage::CompressedPageStore: Traits::page_table must model zpage::PageTableLayout");
-    static_assert(Traits::page_size % detail::os::page_bytes == 0 && Traits::page_size <= PageEntry::max_page_bytes,
-                  "zpage::CompressedPageStore: page_size must be a multiple of 4096 and at most 128 KiB");
+    static_assert(Traits::page_size % detail::os::page_bytes == 0 && Traits::page_size <= max_page_size,
+                  "zpage::CompressedPageStore: page_size must be a multiple of 4096 and at most 128 KiB "
+                  "(zpage::max_page_size)");
     static_assert(WritebackPolicy<typename Traits::writeback>,
                   "zpage::CompressedPageStore: Traits::writeback must model zpage::WritebackPolicy "
                   "(zpage::NoWriteback, or a policy with a backing store)");
