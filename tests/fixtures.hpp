@@ -143,6 +143,21 @@ private:
     std::mt19937_64 rng_;
 };
 
+// An object's bytes follow from its key and size (at least 8: the key leads), so a reader can
+// check an object alone.
+inline std::vector<std::byte> object_for(std::uint64_t key, std::size_t size) {
+    std::vector<std::byte> v(size);
+    std::uint64_t x = key * 0x9E3779B97F4A7C15ULL + 1;
+    for (auto& b : v) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        b = static_cast<std::byte>(x);
+    }
+    std::memcpy(v.data(), &key, sizeof key);
+    return v;
+}
+
 // The seed for a randomized test: ZPAGE_TEST_SEED if set, else a fresh one; printed either way.
 inline std::uint64_t test_seed() {
     std::uint64_t seed;

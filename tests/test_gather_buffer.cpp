@@ -29,12 +29,7 @@ void* operator new[](std::size_t bytes, const std::nothrow_t&) noexcept {
 namespace {
 using Allocator = zpage::SizeClassAllocator<4096>;
 using Table = zpage::HandleTable<Allocator>;
-
-std::vector<std::byte> object_for(std::size_t key, std::size_t size) {
-    std::vector<std::byte> v(size);
-    for (std::size_t i = 0; i < size; ++i) v[i] = static_cast<std::byte>((key * 131 + i * 7) % 251);
-    return v;
-}
+using zpage_test::object_for;
 }  // namespace
 
 TEST_CASE("threads refused a gather buffer share one and read every object whole") {

@@ -10,20 +10,7 @@
 namespace {
 using Allocator = zpage::SizeClassAllocator<4096>;
 using Table = zpage::HandleTable<Allocator>;
-
-// An object's bytes follow from its key and size, so a reader can check it alone.
-std::vector<std::byte> object_for(std::uint64_t key, std::size_t size) {
-    std::vector<std::byte> v(size);
-    std::uint64_t x = key * 0x9E3779B97F4A7C15ULL + 1;
-    for (auto& b : v) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        b = static_cast<std::byte>(x);
-    }
-    std::memcpy(v.data(), &key, sizeof key);
-    return v;
-}
+using zpage_test::object_for;
 }  // namespace
 
 TEST_CASE("reads stay whole while objects are freed, allocated and compacted") {
