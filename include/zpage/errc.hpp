@@ -18,6 +18,8 @@ enum class errc : std::uint8_t {
     out_of_memory,     // the OS refused memory, or a reservation is exhausted; nothing was changed
     corrupt_data,      // compressed bytes did not decode to exactly one page
     invalid_argument,  // a buffer of the wrong size, an object larger than the allocator serves
+    io_error,          // a backing store's read or write failed (EIO, a short transfer); nothing was kept
+    no_space,          // a backing store is full (its configured size, or ENOSPC below it); nothing was kept
     count              // sentinel: number of codes
 };
 
@@ -29,6 +31,8 @@ enum class errc : std::uint8_t {
     case errc::out_of_memory: return "out of memory";
     case errc::corrupt_data: return "corrupt compressed data";
     case errc::invalid_argument: return "invalid argument";
+    case errc::io_error: return "backing store I/O error";
+    case errc::no_space: return "no space on the backing store";
     case errc::count: break;
     }
     return "unknown error";
