@@ -1,4 +1,5 @@
 // Stats: zram's mm_stat names in zram's order, one declared field list, values that add up.
+#include <zpage/writeback/backing_store.hpp>
 #include <zpage/zpage.hpp>
 
 #include <string>
@@ -53,4 +54,20 @@ TEST_CASE("counters follow stores, loads and failures") {
     CHECK(s.num_reads == 2);
     CHECK(s.orig_data_size == 4096);
     CHECK(s.failed_writes == 0);  // a bad index is the caller's error, not a failed write
+}
+
+TEST_CASE("a backing store's stats list bd_stat's columns in zram's order, every field, and add up") {
+    std::vector<std::string> names;
+    zpage::BackingStats::for_each_field(
+        [&](std::string_view name, auto, zpage::StatUnit) { names.emplace_back(name); });
+    CHECK(std::vector<std::string>(names.begin(), names.begin() + 3) ==
+          std::vector<std::string>{"bd_count", "bd_reads", "bd_writes"});
+    CHECK(names.size() == sizeof(zpage::BackingStats) / sizeof(std::uint64_t));
+    zpage::BackingStats a, b;
+    a.bd_count = 3;
+    b.bd_count = 4;
+    b.failed_writes = 1;
+    const zpage::BackingStats sum = a + b;
+    CHECK(sum.bd_count == 7);
+    CHECK(sum.failed_writes == 1);
 }
