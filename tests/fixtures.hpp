@@ -20,6 +20,7 @@
 #include <span>
 #include <string>
 #include <vector>
+#include <zpage/detail/file_io.hpp>
 #include <zpage/detail/os.hpp>
 
 #ifndef ZPAGE_CORPORA_DIR
@@ -232,6 +233,80 @@ private:
         if (static_cast<int>(call) != target().load()) return false;
         return countdown().fetch_sub(1) <= 0;
     }
+};
+
+// Makes one kind of file I/O call (detail/file_io.hpp) fail with `fault` from the Nth call on
+// (N = 0: the next call), `times` times, until destroyed. An empty Fault{} only counts the calls.
+class FileFaults {
+public:
+    FileFaults(zpage::detail::file_io::Call call, zpage::detail::file_io::Fault fault, int fail_from = 0,
+               int times = 1 << 30) {
+        target().store(static_cast<int>(call));
+        error().store(fault.error);
+        short_transfer().store(fault.short_transfer);
+        countdown().store(fail_from);
+        remaining().store(times);
+        call_count().store(0);
+        injected_count().store(0);
+        zpage::detail::file_io::fault_injector.store(&inject);
+    }
+    ~FileFaults() { zpage::detail::file_io::fault_injector.store(nullptr); }
+    FileFaults(const FileFaults&) = delete;
+    FileFaults& operator=(const FileFaults&) = delete;
+
+    // How many calls of its kind were made, and how many of them it failed, so far.
+    [[nodiscard]] static int calls() { return call_count().load(); }
+    [[nodiscard]] static int injected() { return injected_count().load(); }
+
+private:
+    template <class T, int Tag>
+    static std::atomic<T>& cell() {
+        static std::atomic<T> value{};
+        return value;
+    }
+    static std::atomic<int>& target() { return cell<int, 0>(); }
+    static std::atomic<int>& error() { return cell<int, 1>(); }
+    static std::atomic<bool>& short_transfer() { return cell<bool, 2>(); }
+    static std::atomic<int>& countdown() { return cell<int, 3>(); }
+    static std::atomic<int>& remaining() { return cell<int, 4>(); }
+    static std::atomic<int>& injected_count() { return cell<int, 5>(); }
+    static std::atomic<int>& call_count() { return cell<int, 6>(); }
+
+    static zpage::detail::file_io::Fault inject(zpage::detail::file_io::Call call) noexcept {
+        if (static_cast<int>(call) != target().load()) return {};
+        call_count().fetch_add(1);
+        if (countdown().fetch_sub(1) > 0) return {};
+        if (remaining().fetch_sub(1) <= 0) return {};
+        injected_count().fetch_add(1);
+        return {error().load(), short_transfer().load()};
+    }
+};
+
+// A path for a test's file, unique to the process, in ZPAGE_TEST_TMPDIR or the system's temporary
+// folder (/tmp); whatever is there is removed when it goes out of scope.
+class TempPath {
+public:
+    explicit TempPath(const std::string& stem = "zpage-test", std::filesystem::path dir = {}) {
+        if (dir.empty()) {
+            const char* env = std::getenv("ZPAGE_TEST_TMPDIR");
+            dir = env != nullptr && *env != '\0' ? std::filesystem::path(env) : std::filesystem::temp_directory_path();
+        }
+        static std::atomic<unsigned> counter{0};
+        path_ = dir / (stem + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+        std::filesystem::remove(path_);
+    }
+    ~TempPath() {
+        std::error_code ec;
+        std::filesystem::remove(path_, ec);
+    }
+    TempPath(const TempPath&) = delete;
+    TempPath& operator=(const TempPath&) = delete;
+
+    [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+    [[nodiscard]] std::string string() const { return path_.string(); }
+
+private:
+    std::filesystem::path path_;
 };
 
 }  // namespace zpage_test
