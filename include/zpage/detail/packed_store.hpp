@@ -1,0 +1,143 @@
+// zpage internal: what FileBackingStore and MemoryBackingStore share around their I/O: the checks
+// of every call, the writer's lock, the placement of a batch in 4 KiB blocks (block_space.hpp),
+// giving freed space back, and the counters of bd_stat. A store supplies the two things that
+// differ: how placed records reach the device (write's `put`) and how a run of blocks is given
+// back (`punch`: fallocate, BLKDISCARD, MADV_DONTNEED).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+
+#include "../writeback/backing_store.hpp"
+#include "block_space.hpp"
+#include "spin_mutex.hpp"
+#include "striped_counters.hpp"
+
+namespace zpage::detail {
+
+class PackedStore {
+public:
+    using Extent = BlockSpace::Extent;
+    static constexpr std::size_t block_bytes = BlockSpace::block_bytes;
+
+    // `writer_site` (a string literal) names the writer's lock in waiting_for(). retain_freed_bytes
+    // 0: free() punches what it empties itself (block_space.hpp). Throws std::bad_alloc.
+    PackedStore(std::uint64_t capacity_bytes, std::size_t max_record_bytes, std::size_t max_batch_records,
+                std::uint64_t retain_freed_bytes, const char* writer_site)
+        : capacity_bytes_(capacity_bytes / block_bytes * block_bytes),
+          max_record_bytes_(max_record_bytes),
+          max_batch_records_(max_batch_records),
+          retain_freed_bytes_(retain_freed_bytes),
+          writer_site_(writer_site),
+          space_(capacity_bytes / block_bytes, retain_freed_bytes == 0),
+          extents_(std::make_unique<Extent[]>(max_batch_records)) {}
+
+    [[nodiscard]] std::uint64_t capacity_bytes() const noexcept { return capacity_bytes_; }
+    [[nodiscard]] std::size_t max_record_bytes() const noexcept { return max_record_bytes_; }
+    [[nodiscard]] std::size_t max_batch_records() const noexcept { return max_batch_records_; }
+    [[nodiscard]] std::uint64_t retained_bytes() const noexcept { return space_.unpunched_blocks() * block_bytes; }
+
+    // BackingStore::write around put(extents) -> Status, which writes the placed records (their
+    // locations filled) to the device, under the writer's lock. Before placing, retained space
+    // beyond retain_freed_bytes is given back, a few runs of it (punch); when put fails, the batch's
+    // blocks are punched (it may have written some) and free again. invalid_argument, no_space, or
+    // what put returns.
+    template <class Put, class Punch>
+    Status write(std::span<const std::span<const std::byte>> records, std::span<BackingLocation> locations, Put&& put,
+                 Punch&& punch) noexcept {
+        if (records.size() != locations.size() || records.size() > max_batch_records_) return errc::invalid_argument;
+        for (const auto& r : records)
+            if (r.empty() || r.size() > max_record_bytes_) return errc::invalid_argument;
+        if (records.empty()) return {};
+        const auto lock = lock_writer();
+        if (retained_bytes() > retain_freed_bytes_) space_.punch_freed(BlockSpace::punch_calls_per_batch, punch);
+        const Result<std::size_t> placed =
+            space_.place(records, locations, std::span<Extent>(extents_.get(), max_batch_records_));
+        if (!placed) return failed(Counter::failed_writes, placed.error());
+        const std::span<const Extent> extents(extents_.get(), *placed);
+        if (const Status s = put(extents); !s) {
+            space_.abandon(extents, punch);
+            return failed(Counter::failed_writes, s.error());
+        }
+        std::uint64_t blocks = 0;
+        for (const Extent& e : extents) blocks += e.blocks;
+        counters_.add(Counter::writes, static_cast<std::int64_t>(blocks));
+        return {};
+    }
+
+    // invalid_argument unless [location, location + bytes) lies inside the store and
+    // 1 <= bytes <= max_record_bytes.
+    [[nodiscard]] Status check_read(BackingLocation location, std::size_t bytes) const noexcept {
+        if (bytes == 0 || bytes > max_record_bytes_ || location > capacity_bytes_ || bytes > capacity_bytes_ - location)
+            return errc::invalid_argument;
+        return {};
+    }
+    // Counts a read of [location, location + bytes) that succeeded: the blocks it covers.
+    void count_read(BackingLocation location, std::size_t bytes) noexcept {
+        counters_.add(Counter::reads,
+                      static_cast<std::int64_t>((location + bytes - 1) / block_bytes - location / block_bytes + 1));
+    }
+    Status failed_read(errc code) noexcept { return failed(Counter::failed_reads, code); }
+
+    // BackingStore::free: the blocks the record leaves empty are punched here (retain_freed_bytes
+    // 0) or marked for later. A range outside the store is ignored (asserted under ZPAGE_DEBUG).
+    template <class Punch>
+    void free(BackingLocation location, std::size_t length, Punch&& punch) noexcept {
+        const bool inside = length != 0 && location <= capacity_bytes_ && length <= capacity_bytes_ - location;
+        ZPAGE_ASSERT(inside);
+        if (inside) space_.free(location, length, punch);
+    }
+
+    // Gives back every freed block not given back yet, adjacent ones in one call.
+    template <class Punch>
+    void trim(Punch&& punch) noexcept {
+        const auto lock = lock_writer();
+        space_.punch_freed(~std::size_t{0}, punch);
+    }
+
+    [[nodiscard]] BackingStats stats() const noexcept {
+        BackingStats s;
+        s.bd_count = space_.blocks_in_use();
+        s.bd_reads = counters_.sum(Counter::reads);
+        s.bd_writes = counters_.sum(Counter::writes);
+        s.failed_reads = counters_.sum(Counter::failed_reads);
+        s.failed_writes = counters_.sum(Counter::failed_writes);
+        return s;
+    }
+
+private:
+    // Striped: reads come from every thread at once.
+    enum class Counter : std::uint8_t { reads, writes, failed_reads, failed_writes, count };
+
+    Status failed(Counter counter, errc code) noexcept {
+        counters_.add(counter, 1);
+        return code;
+    }
+
+    // A std::mutex (held across a batch's I/O, where spinning would be wasted) that names itself
+    // in waiting_for() while a thread waits for it, as every wait in zpage does.
+    std::unique_lock<std::mutex> lock_writer() noexcept {
+        std::unique_lock lock(writer_, std::try_to_lock);
+        if (!lock.owns_lock()) {
+            waiting_for().store(writer_site_, std::memory_order_relaxed);
+            lock.lock();
+            waiting_for().store(nullptr, std::memory_order_relaxed);
+        }
+        return lock;
+    }
+
+    const std::uint64_t capacity_bytes_;
+    const std::size_t max_record_bytes_;
+    const std::size_t max_batch_records_;
+    const std::uint64_t retain_freed_bytes_;
+    const char* const writer_site_;
+    BlockSpace space_;
+    StripedCounters<Counter> counters_;
+    std::mutex writer_;
+    std::unique_ptr<Extent[]> extents_;  // the writer's, under writer_: a batch's runs of blocks
+};
+
+}  // namespace zpage::detail
