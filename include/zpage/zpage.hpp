@@ -16,6 +16,11 @@
 #include "stats.hpp"
 #include "store.hpp"
 #include "traits.hpp"
+#include "writeback/backing_store.hpp"
+#include "writeback/faulty_backing_store.hpp"
+#include "writeback/file_backing_store.hpp"
+#include "writeback/memory_backing_store.hpp"
+#include "writeback/record.hpp"
 
 namespace zpage {
 
