@@ -15,7 +15,7 @@
 // space goes back to the file system (fallocate(PUNCH_HOLE | KEEP_SIZE)) or device (BLKDISCARD):
 // later, in coalesced runs, by default. A punch of one block cost 0.1 to 2.4 ms a call in runs an
 // hour apart on the project's test machine (ext4 mounted with online discard; 5 us on tmpfs), so
-// free() that punched would cost 55 us a record there against 0.03 us (bench_backing_store
+// a free() that punched cost 55 us to 1.8 ms a record there against 0.03 us (bench_backing_store
 // free/retain_MiB), and a freed block the next batches overwrite needs no punch at all. So up to retain_freed_bytes of
 // freed space stays allocated; beyond it each batch first punches up to 8 runs of freed blocks, and trim() punches them
 // all. retain_freed_bytes = 0 punches in free() itself, one call per run of blocks the record leaves empty. A file
@@ -76,9 +76,10 @@ struct FileBackingConfig {
     // file needs it.
     std::uint64_t max_bytes = 0;
     // Bytes per write request, a multiple of 4 KiB. 1 MiB, dd's block: on the project's test
-    // machine (a virtio disk) a request costs about 0.1 ms beyond its bytes whatever is in flight,
-    // so 128 KiB requests write at 0.5-0.8 of `dd bs=1M oflag=direct` and 1 MiB ones at 0.85-1.1
-    // (bench_backing_store, README); a batch of 256 compressed pages (~0.55 MiB) is one request.
+    // machine (a virtio disk) a request costs about 0.1 ms beyond its bytes, however many are in
+    // flight, so in three runs 1 MiB requests wrote at 0.61-1.07 of `dd bs=1M oflag=direct` and
+    // 128 KiB ones at 0.19-0.80 (bench_backing_store; a run in the README). A batch of 256
+    // compressed pages (~0.55 MiB) is then one request.
     std::size_t io_bytes = std::size_t{1} << 20;
     // Write requests in flight at once (native AIO). Like zram's writeback_batch_size, it trades
     // the device's queue depth against one batch's latency.
