@@ -117,17 +117,8 @@ private:
         return code;
     }
 
-    // A std::mutex (held across a batch's I/O, where spinning would be wasted) that names itself
-    // in waiting_for() while a thread waits for it, as every wait in zpage does.
-    std::unique_lock<std::mutex> lock_writer() noexcept {
-        std::unique_lock lock(writer_, std::try_to_lock);
-        if (!lock.owns_lock()) {
-            waiting_for().store(writer_site_, std::memory_order_relaxed);
-            lock.lock();
-            waiting_for().store(nullptr, std::memory_order_relaxed);
-        }
-        return lock;
-    }
+    // The writer's std::mutex, held across a batch's I/O, named while waited for.
+    std::unique_lock<std::mutex> lock_writer() noexcept { return lock_waiting_for(writer_, writer_site_); }
 
     const std::uint64_t capacity_bytes_;
     const std::size_t max_record_bytes_;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -73,5 +74,17 @@ private:
     std::atomic<bool> locked_{false};
     const char* site_;
 };
+
+// Locks a std::mutex (for locks held across I/O or a whole batch, where spinning would be
+// wasted), naming `site` (a string literal) in waiting_for() while the caller waits for it.
+[[nodiscard]] inline std::unique_lock<std::mutex> lock_waiting_for(std::mutex& mutex, const char* site) noexcept {
+    std::unique_lock lock(mutex, std::try_to_lock);
+    if (!lock.owns_lock()) {
+        waiting_for().store(site, std::memory_order_relaxed);
+        lock.lock();
+        waiting_for().store(nullptr, std::memory_order_relaxed);
+    }
+    return lock;
+}
 
 }  // namespace zpage::detail

@@ -33,6 +33,17 @@ inline constexpr std::size_t max_record_payload_bytes = std::uint32_t(-1);
     return record_header_bytes + payload_bytes;
 }
 
+// Writes the header of the record in `record`, whose payload (1 .. max_record_payload_bytes
+// bytes) already lies at record[record_header_bytes ..]: how a writeback batch seals records it
+// gathered in place. Any thread (pure).
+inline void seal_record(std::uint32_t index, std::span<std::byte> record) noexcept {
+    const auto length = static_cast<std::uint32_t>(record.size() - record_header_bytes);
+    std::memcpy(record.data() + 8, &index, sizeof index);
+    std::memcpy(record.data() + 12, &length, sizeof length);
+    const std::uint64_t sum = XXH3_64bits(record.data() + 8, record.size() - 8);
+    std::memcpy(record.data(), &sum, sizeof sum);
+}
+
 // Writes the record of `payload` (1 .. max_record_payload_bytes bytes), page `index`, into
 // out[0 .. record_bytes(payload.size())). Returns the record's length, or invalid_argument when
 // out is too small or the payload empty or too long. Any thread (pure).
@@ -40,13 +51,10 @@ inline constexpr std::size_t max_record_payload_bytes = std::uint32_t(-1);
                                                        std::span<std::byte> out) noexcept {
     if (payload.empty() || payload.size() > max_record_payload_bytes || out.size() < record_bytes(payload.size()))
         return errc::invalid_argument;
-    const auto length = static_cast<std::uint32_t>(payload.size());
-    std::memcpy(out.data() + 8, &index, sizeof index);
-    std::memcpy(out.data() + 12, &length, sizeof length);
-    std::memcpy(out.data() + record_header_bytes, payload.data(), payload.size());
-    const std::uint64_t sum = XXH3_64bits(out.data() + 8, 8 + payload.size());
-    std::memcpy(out.data(), &sum, sizeof sum);
-    return record_bytes(payload.size());
+    const std::span<std::byte> record = out.first(record_bytes(payload.size()));
+    std::memcpy(record.data() + record_header_bytes, payload.data(), payload.size());
+    seal_record(index, record);
+    return record.size();
 }
 
 // Checks a record read back for page `index` whose payload was `payload_bytes` long; `record`
