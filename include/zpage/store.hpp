@@ -54,6 +54,10 @@
 #include "page_table.hpp"
 #include "stats.hpp"
 #include "traits.hpp"
+#include "detail/reclaimer.hpp"
+#include "reclaim.hpp"
+#include "writeback/concept.hpp"
+#include "writeback/engine.hpp"
 
 namespace zpage {
 
@@ -74,6 +78,10 @@ struct StoreConfig {
     // sits inside: every byte counts in both, and must fit both limits. nullptr: none. The budget
     // must outlive the store.
     MemoryBudget* budget = nullptr;
+    // When pages are written back, for stores with a writeback policy (reclaim.hpp): manual()
+    // (explicit calls only, the default) or balanced(), or anything between. Stores without one
+    // take manual() only.
+    ReclaimConfig reclaim{};
     // Where the allocator's pages come from; nullptr: PagePool::shared(), the process's pool,
     // whose spare pages (under 2 MiB plus those it retains) are not in any store's mem_used_total.
     PagePool* page_pool = nullptr;
@@ -89,6 +97,7 @@ struct StoreConfig {
         if (huge_threshold_bytes != 0 && (huge_threshold_bytes < 64 || huge_threshold_bytes >= page_size))
             throw std::invalid_argument("zpage::StoreConfig: huge_threshold_bytes must be in [64, " +
                                         std::to_string(page_size) + ")");
+        reclaim.validate();
     }
 };
 
@@ -124,8 +133,17 @@ public:
     using page_view = std::span<const std::byte, page_size>;
     using page_buffer = std::span<std::byte, page_size>;
 
+    static constexpr bool writes_back = writeback_type::writes_back;
+
 private:
     using encoder_type = detail::Encoder<compressor_type, allocator_type, page_size>;
+    using engine_type = std::conditional_t<writes_back, detail::WritebackEngine<CompressedPageStore>,
+                                           detail::Absent>;
+    template <class>
+    friend class detail::WritebackEngine;
+    template <class>
+    friend class detail::Reclaimer;
+    static constexpr int direct_attempts = 3;  // direct reclaims a store tries before memory_limit
 
 public:
 
@@ -135,27 +153,57 @@ public:
     explicit CompressedPageStore(std::size_t capacity_pages, compressor_type codec = {})
         : CompressedPageStore(StoreConfig{.capacity_pages = capacity_pages}, std::move(codec)) {}
 
-    explicit CompressedPageStore(const StoreConfig& config, compressor_type codec = {})
+    // A store with a writeback policy is given its policy (backing store and options) here.
+    explicit CompressedPageStore(const StoreConfig& config, compressor_type codec = {},
+                                 writeback_type writeback = {})
         : budget_(checked(config).budget, config.mem_limit_bytes),
           table_(config.capacity_pages),
           allocator_(allocator_config(config, budget_)),
-          encoder_(std::move(codec), allocator_, config.huge_threshold(page_size)) {
+          encoder_(std::move(codec), allocator_, config.huge_threshold(page_size)),
+          engine_(*this) {
+        if constexpr (writes_back) {
+            engine_.start(writeback);
+            if (!config.reclaim.manual_only())
+                reclaimer_ = std::make_unique<detail::Reclaimer<CompressedPageStore>>(*this, config.reclaim);
+        } else if (!config.reclaim.manual_only()) {
+            throw std::invalid_argument("zpage::StoreConfig: reclaim other than manual() needs a writeback policy");
+        }
         budget_.charge(table_.memory_bytes());
     }
 
-    // The allocator gives back all object memory at once; no per-page work.
-    ~CompressedPageStore() { budget_.uncharge(table_.memory_bytes()); }
+    // The allocator gives back all object memory at once; no per-page work. Records of
+    // written-back pages are freed on the backing store, which may outlive the store.
+    ~CompressedPageStore() {
+        if constexpr (writes_back) {
+            if (reclaimer_) reclaimer_->stop();
+            walk(0, table_.capacity(), [&](std::size_t, LockedPage& entry) noexcept {
+                const PageRecord r = entry.get();
+                if (r.has(PageFlag::written_back)) engine_.release(r);
+            });
+        }
+        budget_.uncharge(table_.memory_bytes());
+    }
 
     CompressedPageStore(const CompressedPageStore&) = delete;
     CompressedPageStore& operator=(const CompressedPageStore&) = delete;
 
     // Stores a copy of `page` at `index`, replacing what was there. Fails with out_of_range,
     // memory_limit or out_of_memory; on failure the index keeps its previous page.
+    // A store with a reclaimer that would pass the limit reclaims directly and tries again.
     Status store(std::size_t index, page_view page) noexcept {
         if (index >= table_.capacity()) return errc::out_of_range;
-        const Result<PageRecord> next = encoder_.encode(page, static_cast<OwnerId>(index), true);
+        Result<PageRecord> next = encoder_.encode(page, static_cast<OwnerId>(index), true);
+        if constexpr (writes_back) {
+            for (int attempt = 0; !next && next.error() == errc::memory_limit && attempt < direct_attempts &&
+                                  reclaimer_ && reclaimer_->reclaim_direct();
+                 ++attempt)
+                next = encoder_.encode(page, static_cast<OwnerId>(index), true);
+        }
         if (!next) return fail_write(next.error());
         publish(index, *next);
+        if constexpr (writes_back) {
+            if (reclaimer_) reclaimer_->after_store(budget_.used(), budget_.limit());
+        }
         return errc::ok;
     }
 
@@ -167,20 +215,31 @@ public:
         // The stream before the entry lock: see the lock order at the top of this file.
         typename encoder_type::DecodeStream stream = encoder_.decode_stream();
         if (!stream) return fail_read(errc::out_of_memory, page);
-        LockedPage entry = table_.lock(index);
-        const PageRecord r = entry.get();
-        touch(entry);
-        Status status = errc::ok;
-        if (!r.stored()) {
-            std::memset(page.data(), 0, page_size);
-        } else if (r.has(PageFlag::same)) {
-            detail::fill_words(page, r.word);
-        } else {
-            status = encoder_.decode(r, page, stream.context());
+        for (;;) {
+            PageRecord r;
+            Status status = errc::ok;
+            {
+                LockedPage entry = table_.lock(index);
+                r = entry.get();
+                touch(entry);
+                if (!r.stored()) {
+                    std::memset(page.data(), 0, page_size);
+                } else if (r.has(PageFlag::same)) {
+                    detail::fill_words(page, r.word);
+                } else if (!is_written_back(r)) {
+                    status = encoder_.decode(r, page, stream.context());
+                }
+            }
+            if constexpr (writes_back) {
+                // Read with no entry lock held; a record replaced meanwhile means starting over.
+                if (is_written_back(r) &&
+                    engine_.read_back(index, r, page, stream.context(), status) == engine_type::ReadBack::changed)
+                    continue;
+            }
+            if (!status) return fail_read(status.error(), page);
+            counters_.add(Counter::num_reads, 1);
+            return status;
         }
-        if (!status) return fail_read(status.error(), page);
-        counters_.add(Counter::num_reads, 1);
-        return status;
     }
 
     // Drops the page at `index` (zram's discard); the index then reads as zeros. Fails only with
@@ -228,6 +287,49 @@ public:
     CompactionResult compact() noexcept {
         Owners owners{table_};
         return allocator_.compact(owners);
+    }
+
+    // ---- writeback (stores whose policy writes back) ----
+
+    // Writes the pages `request` selects to the backing store, in batches (zram: echo idle >
+    // writeback, and its other types). Pages a store or load races with stay as the store left
+    // them. Stops at the writeback limit or at an error of the backing store (the pages of the
+    // failed batch stay in memory; result.status says why). Any thread; one batch at a time.
+    WritebackResult writeback(const WritebackRequest& request = {}) noexcept
+        requires(writes_back)
+    {
+        return engine_.writeback(request);
+    }
+
+    // The writeback limit, in 4 KiB units written (zram's writeback_limit), and whether it
+    // applies (writeback_limit_enable). A balanced() reclaimer refills it daily. Any thread.
+    void set_writeback_limit(std::uint64_t blocks) noexcept
+        requires(writes_back)
+    {
+        engine_.set_limit(blocks);
+    }
+    void enable_writeback_limit(bool on) noexcept
+        requires(writes_back)
+    {
+        engine_.enable_limit(on);
+    }
+
+    // This store's writeback figures; bd_stat() gives its backing store's (shared by every store
+    // that writes to it); reclaim_stats() its reclaimer's (zeros without one). Any thread.
+    [[nodiscard]] WritebackStats writeback_stats() const noexcept
+        requires(writes_back)
+    {
+        return engine_.stats();
+    }
+    [[nodiscard]] BackingStats bd_stat() const noexcept
+        requires(writes_back)
+    {
+        return engine_.backing().stats();
+    }
+    [[nodiscard]] ReclaimStats reclaim_stats() const noexcept
+        requires(writes_back)
+    {
+        return reclaimer_ ? reclaimer_->stats() : ReclaimStats{};
     }
 
     // A snapshot of the counters; see Stats for each field.
@@ -312,7 +414,7 @@ private:
             pages += sign;
             if (r.has(PageFlag::same)) {
                 same += sign;
-            } else {
+            } else if (!r.has(PageFlag::written_back)) {  // on the backing store: no memory
                 compr += sign * static_cast<std::int64_t>(r.size());
                 huge += r.has(PageFlag::huge) ? sign : 0;
             }
@@ -384,8 +486,23 @@ private:
         if constexpr (writeback_type::tracks_access_time) entry.set_access_time(detail::now_seconds());
     }
 
+    // Frees what a record held: its object, or its record on the backing store. Under no entry
+    // lock (see the lock order).
     void free_object(const PageRecord& r) noexcept {
-        if (holds_object(r)) allocator_.deallocate(ObjectHandle{r.word});
+        if (holds_object(r)) {
+            allocator_.deallocate(ObjectHandle{r.word});
+        } else if (is_written_back(r)) {
+            if constexpr (writes_back) engine_.release(r);
+        }
+    }
+
+    // Whether `r` is on the backing store; always false, at compile time, without writeback.
+    static bool is_written_back(const PageRecord& r) noexcept {
+        if constexpr (writes_back) {
+            return r.has(PageFlag::written_back);
+        } else {
+            return false;
+        }
     }
 
     // A failed load leaves zeros in the caller's page, never stale or partial bytes.
@@ -399,6 +516,10 @@ private:
     page_table_type table_;
     allocator_type allocator_;
     encoder_type encoder_;
+    [[no_unique_address]] engine_type engine_;  // after the table and allocator: destroyed first
+    // Last: its thread uses everything above, and stops before any of it goes. Null without one.
+    [[no_unique_address]] std::conditional_t<writes_back, std::unique_ptr<detail::Reclaimer<CompressedPageStore>>,
+                                             detail::Absent> reclaimer_;
     detail::StripedCounters<Counter> counters_;
 };
 

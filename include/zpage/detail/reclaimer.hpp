@@ -1,0 +1,214 @@
+// zpage internal: the reclaimer of a store with a writeback policy (reclaim.hpp says what it does
+// and why; this is how).
+//
+// Threads and waits: one background thread per store, started at construction when
+// ReclaimConfig::background is set and joined by stop() (the store's destructor calls it first).
+// It sleeps on a condition variable until a store crosses the low mark (wake()), a timer for the
+// idle scan, the daily refill or the compaction check is due, or stop(). Stores that reclaim
+// directly serialise on the direct mutex. Lock order (see store.hpp): the reclaimer's mutexes are
+// taken with no zpage lock held and before the writeback batch mutex; the thread holds its own
+// mutex only to wait and to be woken.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+
+#include "../reclaim.hpp"
+#include "../writeback/backing_store.hpp"
+#include "../writeback/engine.hpp"
+
+namespace zpage::detail {
+
+template <class Store>
+class Reclaimer {
+    using clock = std::chrono::steady_clock;
+
+public:
+    // Throws std::system_error when the thread cannot be started.
+    Reclaimer(Store& store, const ReclaimConfig& config) : store_(store), config_(config) {
+        if (config_.daily_writeback_blocks != 0) refill_limit();
+        if (config_.background) thread_ = std::thread([this] { run(); });
+    }
+    ~Reclaimer() { stop(); }
+    Reclaimer(const Reclaimer&) = delete;
+    Reclaimer& operator=(const Reclaimer&) = delete;
+
+    // Stops and joins the background thread; the reclaimer then does nothing more in the
+    // background. Any thread but the reclaimer's own.
+    void stop() noexcept {
+        {
+            std::lock_guard guard(mutex_);
+            stopping_.store(true, std::memory_order_relaxed);
+        }
+        wake_.notify_all();
+        if (thread_.joinable()) thread_.join();
+    }
+
+    // After a store: wakes the background reclaimer when less than the low mark is left free.
+    // Two relaxed loads and a compare while nothing is due. Any thread, under no lock.
+    void after_store(std::size_t used, std::size_t limit) noexcept {
+        if (!config_.background || limit == 0 || wake_pending_.load(std::memory_order_relaxed)) return;
+        if (limit - std::min(used, limit) >= free_bytes(limit, config_.low_free_permille)) return;
+        if (wake_pending_.exchange(true, std::memory_order_relaxed)) return;
+        { std::lock_guard guard(mutex_); }  // the sleeper checks wake_pending_ under this mutex: no lost wake-up
+        wake_.notify_one();
+    }
+
+    // A store whose allocation hit the limit reclaims on its own thread: writes back the coldest
+    // pages and compacts, aiming at the high mark. True when it freed anything (worth retrying).
+    // Any thread, under no zpage lock.
+    bool reclaim_direct() noexcept {
+        if (!config_.direct) return false;
+        auto guard = lock_waiting_for(direct_mutex_, "direct reclaim mutex");
+        count(stats_.allocstall);
+        return reclaim_toward_high(/*direct=*/true) != 0;
+    }
+
+    [[nodiscard]] ReclaimStats stats() const noexcept {
+        ReclaimStats s;
+        ReclaimStats::for_each_field([&](std::string_view, auto member, StatUnit) {
+            // NOLINTNEXTLINE: every access to stats_ is atomic; atomic_ref needs a non-const object
+            s.*member = std::atomic_ref<std::uint64_t>(const_cast<std::uint64_t&>(stats_.*member)).load(std::memory_order_relaxed);
+        });
+        return s;
+    }
+
+private:
+    static std::size_t free_bytes(std::size_t limit, unsigned permille) noexcept {
+        return limit / 1000 * permille + limit % 1000 * permille / 1000;
+    }
+
+    static void count(std::uint64_t& counter, std::uint64_t n = 1) noexcept {
+        std::atomic_ref<std::uint64_t>(counter).fetch_add(n, std::memory_order_relaxed);
+    }
+
+    // Writes back and compacts until the high mark is free, nothing more can go, or stop(); a
+    // direct reclaim does one round (a batch or what the deficit needs, then compaction), as the
+    // kernel's direct reclaim takes a cluster and lets the allocation try again. Returns the bytes
+    // of mem_used_total it freed.
+    std::size_t reclaim_toward_high(bool direct) noexcept {
+        const std::size_t limit = store_.stats().mem_limit;
+        if (limit == 0) return 0;
+        const std::size_t target = limit - free_bytes(limit, config_.high_free_permille);
+        const std::size_t start = store_.stats().mem_used_total;
+        const int rounds = direct ? 1 : max_rounds;
+        for (int round = 0; round < rounds && !stopping(); ++round) {
+            const Stats s = store_.stats();
+            if (s.mem_used_total <= target) break;
+            const std::size_t in_memory = s.orig_data_size / Store::page_size - s.same_pages -
+                                          store_.engine_.stats().written_back_pages;
+            const WritebackResult written =
+                store_.engine_.write_back_coldest(pages_for(s.compr_data_size, in_memory, s.mem_used_total - target));
+            count(direct ? stats_.pgsteal_direct : stats_.pgsteal_kswapd, written.pages);
+            const CompactionResult compacted = store_.compact();
+            if (written.pages == 0 && compacted.pages_freed == 0) {
+                count(stats_.reclaim_stalls);
+                break;
+            }
+        }
+        const std::size_t now = store_.stats().mem_used_total;
+        return start > now ? start - now : 0;
+    }
+
+    // Pages to write back to free `bytes`: by the average stored size of the pages in memory,
+    // plus a quarter for the holes compaction cannot close at once; at least min_round_pages.
+    static std::size_t pages_for(std::uint64_t compr_bytes, std::uint64_t in_memory_pages, std::size_t bytes) noexcept {
+        const std::uint64_t average =
+            in_memory_pages == 0 ? Store::page_size : std::max<std::uint64_t>(1, compr_bytes / in_memory_pages);
+        const std::size_t pages = bytes / average;
+        return std::max<std::size_t>(min_round_pages, pages + pages / 4);
+    }
+
+    bool stopping() const noexcept { return stopping_.load(std::memory_order_relaxed); }
+
+    bool below_high() const noexcept {
+        const Stats s = store_.stats();
+        return s.mem_limit == 0 || s.mem_limit - std::min<std::uint64_t>(s.mem_used_total, s.mem_limit) >=
+                                       free_bytes(s.mem_limit, config_.high_free_permille);
+    }
+
+    void refill_limit() noexcept {
+        store_.engine_.set_limit(config_.daily_writeback_blocks);
+        store_.engine_.enable_limit(true);
+        next_refill_ = clock::now() + std::chrono::hours(24);
+    }
+
+    void run() noexcept {
+        const auto compaction_check = std::chrono::seconds(1);
+        auto next_age_scan = clock::now() + config_.scan_period;
+        auto next_compaction = clock::now() + compaction_check;
+        std::unique_lock guard(mutex_);
+        while (!stopping()) {
+            auto due = next_compaction;
+            if (config_.idle_age.count() != 0) due = std::min(due, next_age_scan);
+            if (config_.daily_writeback_blocks != 0) due = std::min(due, next_refill_);
+            wake_.wait_until(guard, due, [&] { return stopping() || wake_pending_.load(std::memory_order_relaxed); });
+            if (stopping()) break;
+            guard.unlock();
+
+            while (wake_pending_.load(std::memory_order_relaxed) && !stopping()) balance(guard);
+
+            const auto now = clock::now();
+            if (config_.daily_writeback_blocks != 0 && now >= next_refill_) refill_limit();
+            if (config_.idle_age.count() != 0 && now >= next_age_scan) {
+                store_.mark_idle(config_.idle_age);
+                const WritebackResult written = store_.writeback({.select = WritebackSelect::idle});
+                count(stats_.pgsteal_idle, written.pages);
+                next_age_scan = now + config_.scan_period;
+            }
+            if (now >= next_compaction) {
+                const AllocatorStats a = store_.allocator().stats();
+                const std::size_t holes = a.span_bytes > a.object_bytes ? a.span_bytes - a.object_bytes : 0;
+                if (holes > free_bytes(a.span_bytes, config_.compact_hole_permille)) {
+                    count(stats_.compact_daemon_wake);
+                    static_cast<void>(store_.compact());
+                }
+                next_compaction = now + compaction_check;
+            }
+            guard.lock();
+        }
+    }
+
+    // One wake-up: reclaim to the high mark, then nap 0.1 s; a wake-up within the nap, or usage
+    // above the high mark after it, counts as the kernel's *_wmark_hit_quickly and goes on.
+    void balance(std::unique_lock<std::mutex>& guard) noexcept {
+        count(stats_.kswapd_wakeups);
+        reclaim_toward_high(/*direct=*/false);
+        wake_pending_.store(false, std::memory_order_relaxed);
+        guard.lock();
+        const bool woken = wake_.wait_for(guard, nap, [&] {
+            return stopping() || wake_pending_.load(std::memory_order_relaxed);
+        });
+        guard.unlock();
+        if (stopping()) return;
+        if (woken) {
+            count(stats_.low_wmark_hit_quickly);
+        } else if (!below_high()) {
+            count(stats_.high_wmark_hit_quickly);
+            wake_pending_.store(true, std::memory_order_relaxed);
+        }
+    }
+
+    static constexpr int max_rounds = 64;
+    static constexpr std::size_t min_round_pages = 64;
+    static constexpr auto nap = std::chrono::milliseconds(100);
+
+    Store& store_;
+    const ReclaimConfig config_;
+    ReclaimStats stats_{};  // every access through std::atomic_ref
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::atomic<bool> stopping_{false};  // set under mutex_, so that a sleeper cannot miss it
+    std::atomic<bool> wake_pending_{false};
+    std::mutex direct_mutex_;
+    clock::time_point next_refill_{};
+    std::thread thread_;  // last: starts once everything above is built
+};
+
+}  // namespace zpage::detail

@@ -1,0 +1,115 @@
+// Stores, erases and loads race writeback, idle marking and compaction on a small store, with more
+// threads than cores, under a watchdog: a page is always read whole (a store or erase that lands
+// during a writeback wins; a load of a page whose record was replaced starts over), and when all
+// is quiet the books agree with the entries and the backing store. Run under TSan in CI.
+#include <thread>
+
+#include "watchdog.hpp"
+#include "writeback_fixtures.hpp"
+
+using namespace std::chrono_literals;
+using zpage::PageFlag;
+
+TEST_CASE_TEMPLATE("writeback, loads, stores, erases and compaction race without tearing a page", Format,
+                   std::integral_constant<int, 0>, std::integral_constant<int, 1>) {
+    constexpr std::size_t capacity = 256;
+    const auto format = Format::value == 0 ? zpage::WritebackFormat::compressed : zpage::WritebackFormat::page;
+    zpage::MemoryBackingStore disk(zpage_test::memory_backing());
+    zpage_test::MemoryBacked store(zpage::StoreConfig{.capacity_pages = capacity}, zpage::Lz4{},
+                                   {.backing = &disk, .options = {.format = format, .batch_pages = 16}});
+    const std::uint64_t seed = zpage_test::test_seed();
+    const std::vector<zpage_test::Page> bodies = zpage_test::test_pages(32, seed);
+    std::atomic<bool> stop{false};
+    std::atomic<std::size_t> torn{0}, failed{0};
+    std::atomic<std::uint64_t> written_back{0};
+    zpage_test::Watchdog watchdog(5000ms, "writeback races");
+
+    auto storer = [&](std::uint64_t id) {
+        auto& me = watchdog.enroll("storer " + std::to_string(id));
+        std::mt19937_64 rng(seed + id);
+        for (std::uint64_t seq = 0; !stop.load(std::memory_order_relaxed); ++seq) {
+            const std::size_t index = rng() % capacity;
+            if (rng() % 6 == 0) {
+                me.working("erase", index);
+                failed += !store.erase(index);
+            } else {
+                me.working("store", index);
+                failed += !store.store(index, zpage_test::signed_page(bodies[rng() % bodies.size()], id, seq));
+            }
+            me.done();
+        }
+        watchdog.leave(me);
+    };
+    auto loader = [&](std::uint64_t id) {
+        auto& me = watchdog.enroll("loader " + std::to_string(id));
+        std::mt19937_64 rng(seed ^ (id << 40));
+        zpage_test::Page back{};
+        while (!stop.load(std::memory_order_relaxed)) {
+            const std::size_t index = rng() % capacity;
+            me.working("load", index);
+            failed += !store.load(index, back);
+            torn += !zpage_test::is_whole(back);
+            me.done();
+        }
+        watchdog.leave(me);
+    };
+    auto writer = [&] {
+        auto& me = watchdog.enroll("writeback");
+        std::mt19937_64 rng(seed ^ 0xABCDEF);
+        while (!stop.load(std::memory_order_relaxed)) {
+            me.working("mark_idle");
+            store.mark_idle();
+            me.working("writeback");
+            const auto select = rng() % 2 == 0 ? zpage::WritebackSelect::idle : zpage::WritebackSelect::any;
+            const zpage::WritebackResult r = store.writeback({.select = select, .max_pages = 64});
+            failed += !r.status;
+            written_back += r.pages;
+            me.done();
+        }
+        watchdog.leave(me);
+    };
+    auto compactor = [&] {
+        auto& me = watchdog.enroll("compactor");
+        while (!stop.load(std::memory_order_relaxed)) {
+            me.working("compact");
+            static_cast<void>(store.compact());
+            me.done();
+            std::this_thread::sleep_for(1ms);
+        }
+        watchdog.leave(me);
+    };
+
+    std::vector<std::thread> threads;
+    for (std::uint64_t i = 1; i <= 3; ++i) threads.emplace_back(storer, i);
+    for (std::uint64_t i = 1; i <= 2; ++i) threads.emplace_back(loader, i);
+    threads.emplace_back(writer);
+    threads.emplace_back(compactor);
+    std::this_thread::sleep_for(1500ms);
+    stop = true;
+    for (auto& t : threads) t.join();
+
+    MESSAGE(written_back.load() << " pages written back, " << store.writeback_stats().pages_read_back
+                                << " read back during the race");
+    CHECK(torn.load() == 0);
+    CHECK(failed.load() == 0);
+    CHECK(written_back.load() > 0);
+
+    // Quiet: the entries, the counters and the backing store agree.
+    std::size_t stored = 0, on_disk = 0;
+    for (std::size_t i = 0; i < capacity; ++i) {
+        const zpage::PageState s = store.state(i);
+        CHECK_FALSE(s.has(PageFlag::under_writeback));
+        stored += s.stored();
+        on_disk += s.has(PageFlag::written_back);
+    }
+    CHECK(store.stats().orig_data_size == stored * 4096);
+    CHECK(store.writeback_stats().written_back_pages == on_disk);
+    zpage_test::Page back{};
+    for (std::size_t i = 0; i < capacity; ++i) {
+        REQUIRE(store.load(i, back));
+        CHECK(zpage_test::is_whole(back));
+        REQUIRE(store.erase(i));
+    }
+    CHECK(disk.stats().bd_count == 0);
+    CHECK(store.stats().compr_data_size == 0);
+}
