@@ -20,14 +20,20 @@
 //
 // Lock order, for the store and everything under it. A thread holding one of these may wait only
 // for those further down the list, never for one above it:
-//   1. a codec stream slot (detail::StreamPool): store() holds one while it compresses and
-//      allocates; load() takes its own before the entry lock, never while holding it.
-//   2. a size-class lock (SizeClassAllocator): allocate, deallocate, and compact(), which takes
+//   1. the reclaimer's direct-reclaim mutex (detail/reclaimer.hpp): a store that hit its limit
+//      takes it holding nothing else.
+//   2. a codec stream slot (detail::StreamPool), or the writeback batch mutex
+//      (writeback/engine.hpp), never both: store() holds a slot while it compresses and
+//      allocates, load() takes its own before the entry lock, never while holding it; a batch
+//      decodes with a context of its own.
+//   3. a size-class lock (SizeClassAllocator): allocate, deallocate, and compact(), which takes
 //      entry locks under it to move objects (ObjectOwners::relocate).
-//   3. a page-table entry lock: held to read or publish an entry, and while reading its object;
-//      nothing is waited for under it (objects are freed after it is released).
-//   4. leaves, under which nothing else is taken: the span arena's lock and the page pool's mutex
-//      (taken under a size-class lock; the pool populates new memory with its mutex released).
+//   4. a page-table entry lock: held to read or publish an entry, and while reading its object;
+//      nothing is waited for under it (objects and records are freed after it is released, and
+//      backing-store I/O never runs under it).
+//   5. leaves, under which nothing else is taken: the span arena's lock, the page pool's mutex
+//      (taken under a size-class lock; the pool populates new memory with its mutex released),
+//      a backing store's own locks.
 // Every wait spins with detail::Backoff, which names what it waits for in detail::waiting_for();
 // tests/test_store_liveness.cpp runs more threads than cores and than stream slots under a
 // watchdog that prints those names when nothing progresses.
