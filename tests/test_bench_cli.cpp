@@ -146,7 +146,8 @@ std::string zram0_unusable() {
 const std::vector<std::string> documented_fields = {
     "input",        "engine",         "algo",        "threads",     "pages",       "orig_bytes",
     "compr_bytes",  "mem_used_bytes", "same_pages",  "huge_pages",  "store_mib_s", "load_mib_s",
-    "store_p50_us", "store_p99_us",   "load_p50_us", "load_p99_us", "verified"};
+    "store_p50_us", "store_p99_us",   "load_p50_us", "load_p99_us", "mem_used_max_bytes",
+    "bd_writes",    "bd_reads",       "writeback_mib_s", "verified"};
 
 // A JSON line has exactly the documented fields, in order: three strings, numbers, a boolean.
 void check_documented_fields(const std::string& line) {
@@ -187,6 +188,35 @@ TEST_CASE("--json prints one object per result with exactly the documented field
     CHECK(json_value(out[0], "algo") == "lz4");
     CHECK(json_value(out[1], "algo") == "zstd-1");
     CHECK(json_value(out[2], "algo") == "identity");
+}
+
+TEST_CASE("--backing and --mem-limit hold the limit, write pages back to the file, verify, and remove it") {
+    TempPages input(2048, 0);  // 8 MiB of pages, about 4 MiB stored with lz4: a 2 MiB limit sends half away
+    const std::string backing = input.path + ".backing";
+    const auto out = run_json("--json --algo lz4 --backing " + backing + " --mem-limit 2 " + input.path, 1);
+    check_documented_fields(out[0]);
+    CHECK(json_value(out[0], "verified") == "true");
+    CHECK(std::stoull(json_value(out[0], "mem_used_max_bytes")) <= std::size_t{2} << 20);
+    CHECK(std::stoull(json_value(out[0], "bd_writes")) > 0);
+    CHECK(std::stoull(json_value(out[0], "bd_reads")) > 0);  // the load pass reads pages back
+    CHECK(std::stod(json_value(out[0], "writeback_mib_s")) > 0);
+    CHECK(::access(backing.c_str(), F_OK) != 0);  // removed after the run
+    CHECK(::access((backing + ".dd").c_str(), F_OK) != 0);
+
+    const Outcome table = run_bench("--algo lz4 --backing " + backing + " --mem-limit 2 " + input.path);
+    REQUIRE(table.status == 0);
+    CHECK(table.out.find("wb/s") != std::string::npos);
+    CHECK(table.out.find("dd bs=1M oflag=direct") != std::string::npos);
+}
+
+TEST_CASE("--backing and --mem-limit refuse each other's absence and a file they would write over") {
+    TempPages input(16, 0);
+    expect_bad_input("--backing /tmp/zpage-bench-x " + input.path, "go together");
+    expect_bad_input("--mem-limit 4 " + input.path, "go together");
+    expect_bad_input("--backing " + input.path + " --mem-limit 4 " + input.path, "not empty");
+    expect_bad_input("--backing /tmp --mem-limit 4 " + input.path, "not a regular file");
+    expect_bad_input("--backing /nonexistent-folder/x --mem-limit 4 " + input.path, "does not exist");
+    expect_bad_input("--backing /tmp/zpage-bench-x --mem-limit 0 " + input.path, "--mem-limit takes a number");
 }
 
 TEST_CASE("--steady times stores over pages already stored, and still verifies") {

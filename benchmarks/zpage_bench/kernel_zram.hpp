@@ -319,7 +319,8 @@ inline PhaseTiming transfer(bool write, int fd, std::byte* buffer, std::size_t t
 // mem_used_max same_pages pages_compacted huge_pages [huge_pages_since]; sizes in bytes, counts
 // in the kernel's pages.
 struct MmStat {
-    std::uint64_t orig_data_size = 0, compr_data_size = 0, mem_used_total = 0, same_pages = 0, huge_pages = 0;
+    std::uint64_t orig_data_size = 0, compr_data_size = 0, mem_used_total = 0, mem_used_max = 0, same_pages = 0,
+                  huge_pages = 0;
 };
 
 inline MmStat read_mm_stat() {
@@ -331,7 +332,7 @@ inline MmStat read_mm_stat() {
     if (columns.size() < 8)
         throw BadInput(zram_sysfs + "mm_stat has " + std::to_string(columns.size()) +
                        " columns, not the 8 or more this tool reads: \"" + *text + "\"");
-    return {columns[0], columns[1], columns[2], columns[5], columns[7]};
+    return {columns[0], columns[1], columns[2], columns[4], columns[5], columns[7]};
 }
 
 }  // namespace detail
@@ -444,7 +445,9 @@ inline RunResult run_kernel_zram(const PageSet& pages, const std::string& kernel
     // page of disksize, allocated when disksize is set) is memory the device holds too, and a zpage
     // store counts its own table in mem_used_total: add it, so that both columns mean the same.
     const auto kernel_page_bytes = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-    result.mem_used_bytes = stat.mem_used_total + disksize / kernel_page_bytes * detail::zram_slot_bytes;
+    const std::uint64_t table_bytes = disksize / kernel_page_bytes * detail::zram_slot_bytes;
+    result.mem_used_bytes = stat.mem_used_total + table_bytes;
+    result.mem_used_max_bytes = stat.mem_used_max + table_bytes;
     // The kernel counts same and huge pages in its own pages; reported in units of page_size, as
     // every other figure of the row.
     result.same_pages = stat.same_pages * kernel_page_bytes / pages.page_size;

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "backing.hpp"
 #include "codec_spec.hpp"
 #include "inputs.hpp"
 #include "kernel_zram.hpp"
@@ -53,6 +54,10 @@ options
   --baseline         also time each codec alone on the same pages: compressed into a preallocated
                      arena and decompressed back, no store (engine "codec-alone"), the limit a
                      store can approach
+  --backing FILE     with --mem-limit: zpage's stores hold at most MiB each, their reclaimer
+  --mem-limit MiB    writing pages back to FILE (a new or empty file, removed after); adds the
+                     peak memory, bd_writes, bd_reads and writeback MiB/s, and the speed of 1 MiB
+                     O_DIRECT writes to the same file system (dd bs=1M oflag=direct) for scale
   --json             one JSON object per result on stdout instead of the table
   --plot FILE.svg    write a chart of ratio against store and load throughput
   -h, --help         this text
@@ -74,6 +79,8 @@ struct Options {
     bool steady = false;
     bool baseline = false;
     std::optional<std::string> plot;
+    std::optional<std::string> backing;
+    std::optional<std::size_t> mem_limit_mib;
 };
 
 template <class T>
@@ -120,6 +127,10 @@ std::optional<Options> parse_options(int argc, char** argv) {
             o.baseline = true;
         } else if (arg == "--plot") {
             o.plot = std::string(value());
+        } else if (arg == "--backing") {
+            o.backing = std::string(value());
+        } else if (arg == "--mem-limit") {
+            o.mem_limit_mib = parse_number<std::size_t>(arg, value(), 1, std::size_t{1} << 30);
         } else if (arg == "--ignore-tail") {
             o.ignore_tail = true;
         } else if (arg.size() > 1 && arg[0] == '-') {
@@ -128,6 +139,10 @@ std::optional<Options> parse_options(int argc, char** argv) {
             o.files.emplace_back(arg);
         }
     }
+    if (o.backing.has_value() != o.mem_limit_mib.has_value())
+        throw BadInput("--backing and --mem-limit go together: a limit needs somewhere to write pages back to, and a "
+                       "backing file a limit to make pages go there");
+    if (o.backing) check_backing_path(*o.backing);
     return o;
 }
 
@@ -196,6 +211,15 @@ int run(int argc, char** argv) {
             if (!spec.runs_on_zpage())
                 std::fprintf(stderr, "zpage-bench: %s runs on the kernel side only; skipped\n", spec.name.c_str());
 
+    std::optional<BackingSpec> backing;
+    std::optional<RemoveOnExit> remove_backing;
+    double direct_write = 0;
+    if (o.backing) {
+        backing = BackingSpec{*o.backing, *o.mem_limit_mib << 20};
+        remove_backing.emplace(*o.backing);
+        direct_write = direct_write_mib_s(*o.backing + ".dd", std::size_t{256} << 20);
+    }
+
     ProgressBar bar(units);
     const Progress progress = [&](std::size_t n) { bar.advance(n); };
     std::vector<RunResult> results;
@@ -205,7 +229,8 @@ int run(int argc, char** argv) {
         switch (job.engine) {
         case Engine::zpage:
             bar.set_label(job.input->name + " zpage " + job.spec->name);
-            r = run_zpage(*job.input, *job.spec, o.threads, progress, o.steady);
+            r = run_zpage(*job.input, *job.spec, o.threads, progress, o.steady, backing ? &*backing : nullptr);
+            r.direct_write_mib_s = direct_write;
             break;
         case Engine::kernel_zram:
             bar.set_label(job.input->name + " kernel-zram " + job.spec->name);

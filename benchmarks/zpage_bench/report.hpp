@@ -69,13 +69,16 @@ inline void print_json(std::FILE* out, const RunResult& r) {
                  "{\"input\":\"%s\",\"engine\":\"%s\",\"algo\":\"%s\",\"threads\":%u,\"pages\":%zu,"
                  "\"orig_bytes\":%llu,\"compr_bytes\":%llu,\"mem_used_bytes\":%llu,\"same_pages\":%llu,"
                  "\"huge_pages\":%llu,\"store_mib_s\":%.1f,\"load_mib_s\":%.1f,\"store_p50_us\":%.2f,"
-                 "\"store_p99_us\":%.2f,\"load_p50_us\":%.2f,\"load_p99_us\":%.2f,\"verified\":%s}\n",
+                 "\"store_p99_us\":%.2f,\"load_p50_us\":%.2f,\"load_p99_us\":%.2f,"
+                 "\"mem_used_max_bytes\":%llu,\"bd_writes\":%llu,\"bd_reads\":%llu,\"writeback_mib_s\":%.1f,"
+                 "\"verified\":%s}\n",
                  detail::json_escape(r.input).c_str(), detail::json_escape(r.engine).c_str(),
                  detail::json_escape(r.algo).c_str(), r.threads, r.pages, static_cast<unsigned long long>(r.orig_bytes),
                  static_cast<unsigned long long>(r.compr_bytes), static_cast<unsigned long long>(r.mem_used_bytes),
                  static_cast<unsigned long long>(r.same_pages), static_cast<unsigned long long>(r.huge_pages),
                  r.store_mib_s, r.load_mib_s, r.store_p50_us, r.store_p99_us, r.load_p50_us, r.load_p99_us,
-                 r.verified ? "true" : "false");
+                 static_cast<unsigned long long>(r.mem_used_max_bytes), static_cast<unsigned long long>(r.bd_writes),
+                 static_cast<unsigned long long>(r.bd_reads), r.writeback_mib_s, r.verified ? "true" : "false");
     std::fflush(out);
 }
 
@@ -89,14 +92,18 @@ inline void print_table(std::FILE* out, const std::vector<RunResult>& results,
     for (const auto& u : unavailable)
         if (std::find(inputs.begin(), inputs.end(), u.input) == inputs.end()) inputs.push_back(u.input);
 
+    // With --backing: the peak memory, and what the reclaimer wrote back and read back.
+    const bool backed = std::any_of(results.begin(), results.end(), [](const RunResult& r) { return r.backed; });
     for (const std::string& input : inputs) {
         std::size_t pages = 0;
         for (const auto& r : results)
             if (r.input == input) pages = r.pages;
         std::fprintf(out, "\n%s: %zu pages\n", input.c_str(), pages);
-        std::fprintf(out, "  %-12s %-9s %3s %7s %9s %9s %6s %6s %9s %9s %15s %15s %8s\n", "engine", "algo", "thr",
+        std::fprintf(out, "  %-12s %-9s %3s %7s %9s %9s %6s %6s %9s %9s %15s %15s %8s", "engine", "algo", "thr",
                      "ratio", "orig MiB", "mem MiB", "same", "huge", "store/s", "load/s", "store p50/p99",
                      "load p50/p99", "verified");
+        if (backed) std::fprintf(out, " %9s %9s %8s %8s", "max MiB", "wb/s", "bd_w", "bd_r");
+        std::fputc('\n', out);
         std::vector<std::string> algos;
         for (const auto& r : results)
             if (r.input == input && std::find(algos.begin(), algos.end(), r.algo) == algos.end())
@@ -109,11 +116,18 @@ inline void print_table(std::FILE* out, const std::vector<RunResult>& results,
                 if (r.input != input || r.algo != algo) continue;
                 std::fprintf(out,
                              "  %-12s %-9s %3u %7.3f %9.1f %9.1f %6llu %6llu %7.0f M %7.0f M %6.1f/%-6.1fus "
-                             "%6.1f/%-6.1fus %8s\n",
+                             "%6.1f/%-6.1fus %8s",
                              r.engine.c_str(), r.algo.c_str(), r.threads, r.ratio(), detail::as_mib(r.orig_bytes),
                              detail::as_mib(r.mem_used_bytes), static_cast<unsigned long long>(r.same_pages),
                              static_cast<unsigned long long>(r.huge_pages), r.store_mib_s, r.load_mib_s, r.store_p50_us,
                              r.store_p99_us, r.load_p50_us, r.load_p99_us, r.verified ? "yes" : "NO");
+                if (backed && r.backed) {
+                    std::fprintf(out, " %9.1f %7.0f M %8llu %8llu", detail::as_mib(r.mem_used_max_bytes), r.writeback_mib_s,
+                                 static_cast<unsigned long long>(r.bd_writes), static_cast<unsigned long long>(r.bd_reads));
+                } else if (backed) {
+                    std::fprintf(out, " %9.1f %9s %8s %8s", detail::as_mib(r.mem_used_max_bytes), "-", "-", "-");
+                }
+                std::fputc('\n', out);
             }
             for (const auto& u : unavailable)
                 if (u.input == input && u.algo == algo)
@@ -150,6 +164,16 @@ inline void print_table(std::FILE* out, const std::vector<RunResult>& results,
                  "out). /s = MiB/s over all threads; latencies per page (kernel-zram: throughput from 1 MiB "
                  "requests, latencies from a pass of one-page O_DIRECT requests on a fresh device, each timed "
                  "with its syscall).\n");
+    for (const auto& r : results) {
+        if (!r.backed) continue;
+        std::fprintf(out,
+                     "--backing: zpage's stores held at most --mem-limit each, the reclaimer writing pages back to the "
+                     "file (max MiB: peak mem_used; wb/s: bytes written back over the time spent writing batches; "
+                     "bd_w, bd_r: 4 KiB units written and read back). 1 MiB O_DIRECT writes to the same file system "
+                     "(dd bs=1M oflag=direct) ran at %.0f MiB/s in this run.\n",
+                     r.direct_write_mib_s);
+        break;
+    }
     std::uint64_t spare = 0;
     for (const auto& r : results) spare = std::max(spare, r.pool_spare_bytes);
     if (spare != 0)

@@ -74,6 +74,14 @@ struct RunResult {
     double load_p50_us = 0;
     double load_p99_us = 0;
     bool verified = false;  // every page read back equal to what was stored
+    std::uint64_t mem_used_max_bytes = 0;  // peak of mem_used during the run (kernel-zram: mm_stat's mem_used_max)
+    // zpage with --backing: what the reclaimer wrote to the backing file (bd_stat, 4 KiB units),
+    // and its write speed (record bytes over the time spent writing batches).
+    bool backed = false;
+    std::uint64_t bd_writes = 0;
+    std::uint64_t bd_reads = 0;
+    double writeback_mib_s = 0;
+    double direct_write_mib_s = 0;  // 1 MiB O_DIRECT writes to the backing file's file system, same run
     // zpage only, not in the JSON: what the process's page pool held beyond the pages it had
     // handed out, right after the stores (memory resident but in no store's mem_used).
     std::uint64_t pool_spare_bytes = 0;
