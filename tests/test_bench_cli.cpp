@@ -204,6 +204,7 @@ TEST_CASE("--backing and --mem-limit hold the limit, write pages back to the fil
     CHECK(::access((backing + ".dd").c_str(), F_OK) != 0);
 
     const Outcome table = run_bench("--algo lz4 --backing " + backing + " --mem-limit 2 " + input.path);
+    INFO("stderr: " << table.err);
     REQUIRE(table.status == 0);
     CHECK(table.out.find("wb/s") != std::string::npos);
     CHECK(table.out.find("dd bs=1M oflag=direct") != std::string::npos);

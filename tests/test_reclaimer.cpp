@@ -3,7 +3,9 @@
 // page reads back, and what it cannot write (no space, the daily budget spent) makes stores fail
 // with memory_limit without losing anything stored. Idle pages go by age. Every wait in these
 // tests is under a watchdog: a hang in the reclaimer fails them.
+#include <atomic>
 #include <thread>
+#include <vector>
 
 #include "watchdog.hpp"
 #include "writeback_fixtures.hpp"
@@ -85,6 +87,37 @@ TEST_CASE("direct reclaim alone holds the limit") {
     CHECK(r.kswapd_wakeups == 0);
     CHECK(r.allocstall > 0);
     CHECK(r.pgsteal_direct > 0);
+    CHECK(store.stats().mem_used_max <= limit);
+    zpage_test::check_all(store, pages);
+}
+
+TEST_CASE("storing threads that reclaim directly at once are never refused while there is room to write back") {
+    // A direct reclaim that waits for another thread's and then finds the high mark free has
+    // nothing left to free itself; its store must still try again, not fail with memory_limit.
+    const std::vector<zpage_test::Page> pages = zpage_test::test_pages(page_count, 44);
+    const std::size_t limit = unlimited_use(pages) / 4;
+    zpage::MemoryBackingStore disk(zpage_test::memory_backing(std::uint64_t{256} << 20));
+    MemoryBacked store(zpage::StoreConfig{.capacity_pages = pages.size(), .mem_limit_bytes = limit,
+                                          .reclaim = zpage::ReclaimConfig::balanced()},
+                       zpage::Lz4{}, {.backing = &disk});
+    zpage_test::Watchdog watchdog(5000ms, "storers reclaiming at once");
+    constexpr std::size_t storers = 4;
+    std::atomic<std::size_t> refused{0};
+    std::vector<std::thread> threads;
+    for (std::size_t t = 0; t < storers; ++t) {
+        threads.emplace_back([&, t] {
+            auto& me = watchdog.enroll("storer " + std::to_string(t));
+            for (std::size_t i = t; i < pages.size(); i += storers) {
+                me.working("store", i);
+                refused += !store.store(i, pages[i]);
+                me.done();
+            }
+            watchdog.leave(me);
+        });
+    }
+    for (auto& thread : threads) thread.join();
+    CHECK(refused.load() == 0);
+    CHECK(store.reclaim_stats().allocstall > 0);
     CHECK(store.stats().mem_used_max <= limit);
     zpage_test::check_all(store, pages);
 }

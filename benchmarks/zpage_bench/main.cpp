@@ -262,6 +262,11 @@ int run(int argc, char** argv) {
     const bool all_verified =
         std::all_of(results.begin(), results.end(), [](const RunResult& r) { return r.verified; });
     if (!all_verified) std::fprintf(stderr, "zpage-bench: some pages did not read back intact (verified: NO)\n");
+    for (const RunResult& r : results) {
+        if (!r.failure.empty())
+            std::fprintf(stderr, "zpage-bench: %s %s on %s: %s\n", r.engine.c_str(), r.algo.c_str(), r.input.c_str(),
+                         r.failure.c_str());
+    }
     return all_verified ? 0 : 1;
 }
 

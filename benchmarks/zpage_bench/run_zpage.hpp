@@ -52,8 +52,9 @@ RunResult run_store(const PageSet& input, typename Store::compressor_type codec,
     Store& store = *owned;
     RunResult r = result_for(input, "zpage", algo, threads);
 
+    FirstFailure failure;
     const auto store_page = [&](unsigned, std::size_t i) {
-        return static_cast<bool>(store.store(i, PageView(input.page(i).data(), page_size)));
+        return failure.check("store", i, store.store(i, PageView(input.page(i).data(), page_size)));
     };
     if (steady) timed_pass(pages, threads, progress, store_page);
     const Pass stored = timed_pass(pages, threads, progress, store_page);
@@ -61,15 +62,19 @@ RunResult run_store(const PageSet& input, typename Store::compressor_type codec,
     r.pool_spare_bytes = store.allocator().pool().stats().spare_bytes;
     std::vector<std::vector<std::byte>> buffers(threads, std::vector<std::byte>(page_size));
     const Pass loaded = timed_pass(pages, threads, progress, [&](unsigned t, std::size_t i) {
-        return static_cast<bool>(store.load(i, std::span<std::byte, page_size>(buffers[t].data(), page_size)));
+        return failure.check("load", i, store.load(i, std::span<std::byte, page_size>(buffers[t].data(), page_size)));
     });
 
     bool verified = !stored.failed && !loaded.failed;
     std::vector<std::byte>& out = buffers[0];
     for (std::size_t i = 0; i < pages && verified; ++i) {
-        verified = store.load(i, std::span<std::byte, page_size>(out.data(), page_size)) &&
-                   std::memcmp(out.data(), input.page(i).data(), page_size) == 0;
+        verified = failure.check("load", i, store.load(i, std::span<std::byte, page_size>(out.data(), page_size)));
+        if (verified && std::memcmp(out.data(), input.page(i).data(), page_size) != 0) {
+            failure.check("load", i, zpage::Status(zpage::errc::corrupt_data), "read back other bytes");
+            verified = false;
+        }
     }
+    r.failure = failure.what();
 
     if constexpr (Store::writes_back) {
         const zpage::WritebackStats wb = store.writeback_stats();

@@ -4,6 +4,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <mutex>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -40,6 +43,30 @@ Clock::duration run_split(std::size_t pages, unsigned threads, Body&& body) {
     for (auto& w : workers) w.join();
     return Clock::now() - start;
 }
+
+// The first operation that failed, of any thread, said in one phrase for the user: which, on
+// which page, and why ("store of page 12: memory_limit").
+class FirstFailure {
+public:
+    // Passes `status` on as a bool, noting it if it is the first failure.
+    template <class Status>
+    bool check(const char* op, std::size_t page, const Status& status, std::string_view why = {}) {
+        if (status) return true;
+        std::lock_guard guard(mutex_);
+        if (what_.empty())
+            what_ = std::string(op) + " of page " + std::to_string(page) + ": " +
+                    std::string(why.empty() ? status.message() : why);
+        return false;
+    }
+    [[nodiscard]] std::string what() const {
+        std::lock_guard guard(mutex_);
+        return what_;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::string what_;
+};
 
 struct Pass {
     Clock::duration wall{};

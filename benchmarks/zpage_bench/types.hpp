@@ -74,6 +74,7 @@ struct RunResult {
     double load_p50_us = 0;
     double load_p99_us = 0;
     bool verified = false;  // every page read back equal to what was stored
+    std::string failure;    // when not: the first operation that failed, and why
     std::uint64_t mem_used_max_bytes = 0;  // peak of mem_used during the run (kernel-zram: mm_stat's mem_used_max)
     // zpage with --backing: what the reclaimer wrote to the backing file (bd_stat, 4 KiB units),
     // and its write speed (record bytes over the time spent writing batches).

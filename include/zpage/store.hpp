@@ -149,7 +149,10 @@ private:
     friend class detail::WritebackEngine;
     template <class>
     friend class detail::Reclaimer;
-    static constexpr int direct_attempts = 3;  // direct reclaims a store tries before memory_limit
+    // Direct reclaims a store tries before memory_limit, each one that freed memory or found room;
+    // storing threads reclaiming at once take the room each other's reclaim made (the kernel's
+    // MAX_RECLAIM_RETRIES; a reclaim that frees nothing and finds no room ends the tries at once).
+    static constexpr int direct_attempts = 16;
 
 public:
 

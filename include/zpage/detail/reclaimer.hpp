@@ -61,13 +61,15 @@ public:
     }
 
     // A store whose allocation hit the limit reclaims on its own thread: writes back the coldest
-    // pages and compacts, aiming at the high mark. True when it freed anything (worth retrying).
-    // Any thread, under no zpage lock.
+    // pages and compacts, aiming at the high mark. True when the store is worth retrying: this
+    // freed anything, or the high mark is free already (the background thread, or another direct
+    // reclaim this one waited for, freed it since the store failed). Any thread, under no zpage
+    // lock.
     bool reclaim_direct() noexcept {
         if (!config_.direct) return false;
         auto guard = lock_waiting_for(direct_mutex_, "direct reclaim mutex");
         count(stats_.allocstall);
-        return reclaim_toward_high(/*direct=*/true) != 0;
+        return reclaim_toward_high(/*direct=*/true) || below_high();
     }
 
     [[nodiscard]] ReclaimStats stats() const noexcept {
@@ -90,14 +92,15 @@ private:
 
     // Writes back and compacts until the high mark is free, nothing more can go, or stop(); a
     // direct reclaim does one round (a batch or what the deficit needs, then compaction), as the
-    // kernel's direct reclaim takes a cluster and lets the allocation try again. Returns the bytes
-    // of mem_used_total it freed.
-    std::size_t reclaim_toward_high(bool direct) noexcept {
+    // kernel's direct reclaim takes a cluster and lets the allocation try again. Returns whether
+    // it wrote back or compacted anything: what it freed, not the net change of mem_used_total,
+    // which other threads' stores raise meanwhile.
+    bool reclaim_toward_high(bool direct) noexcept {
         const std::size_t limit = store_.stats().mem_limit;
-        if (limit == 0) return 0;
+        if (limit == 0) return false;
         const std::size_t target = limit - free_bytes(limit, config_.high_free_permille);
-        const std::size_t start = store_.stats().mem_used_total;
         const int rounds = direct ? 1 : max_rounds;
+        bool progress = false;
         for (int round = 0; round < rounds && !stopping(); ++round) {
             const Stats s = store_.stats();
             if (s.mem_used_total <= target) break;
@@ -111,9 +114,9 @@ private:
                 count(stats_.reclaim_stalls);
                 break;
             }
+            progress = true;
         }
-        const std::size_t now = store_.stats().mem_used_total;
-        return start > now ? start - now : 0;
+        return progress;
     }
 
     // Pages to write back to free `bytes`: by the average stored size of the pages in memory,
