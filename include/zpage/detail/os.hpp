@@ -1,7 +1,10 @@
 // zpage internal: every mmap/madvise call zpage makes, in one place, so that tests can make any
-// of them fail (set_os_fault_injector) and so that a port touches one file.
+// of them fail (set_os_fault_injector) and so that a port touches one file; and the one thread
+// zpage starts of its own (start_thread).
 #pragma once
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -9,6 +12,8 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <thread>
+#include <utility>
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels answer EINVAL and we touch pages instead
@@ -91,6 +96,26 @@ inline bool decommit(std::byte* p, std::size_t bytes) noexcept {
     if (bytes == 0) return true;
     if (injected_failure(Call::decommit)) return false;
     return ::madvise(p, bytes, MADV_DONTNEED) == 0;
+}
+
+// Starts `body` on a thread of zpage's own, named `name` (15 characters at most) in top and
+// debuggers, with every asynchronous signal blocked, so that the program's signal handlers run on
+// the program's threads (faults such as SIGSEGV stay deliverable, for sanitizers and debuggers).
+// Throws what std::thread's constructor throws.
+template <class Body>
+[[nodiscard]] std::thread start_thread(const char* name, Body&& body) {
+    sigset_t blocked;
+    sigset_t previous;
+    ::sigfillset(&blocked);
+    for (const int fault : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT}) ::sigdelset(&blocked, fault);
+    ::pthread_sigmask(SIG_SETMASK, &blocked, &previous);  // the new thread inherits the mask
+    struct Restore {
+        const sigset_t* mask;
+        ~Restore() { ::pthread_sigmask(SIG_SETMASK, mask, nullptr); }
+    } restore{&previous};
+    std::thread thread(std::forward<Body>(body));
+    ::pthread_setname_np(thread.native_handle(), name);
+    return thread;
 }
 
 }  // namespace zpage::detail::os
