@@ -105,7 +105,7 @@ TEST_CASE("populated span pages match what the kernel counts as resident") {
         MESSAGE("skipped under sanitizers: their allocators and shadow memory move resident size");
         return;
     }
-    zpage::PagePool pool;
+    zpage::PagePool pool({.background_refill = false});  // no reserve being populated while resident size is read
     std::vector<std::byte> bytes(2000, std::byte{7});
     std::vector<zpage::ObjectHandle> handles;
     handles.reserve(40000);
@@ -169,7 +169,7 @@ TEST_CASE("a memory limit refuses what does not fit and keeps what is stored") {
 }
 
 TEST_CASE("an OS that refuses memory leaves the allocator as it was") {
-    zpage::PagePool pool;  // its own, so that the next chunk it needs is the one refused
+    zpage::PagePool pool({.background_refill = false});  // its own, no reserve: the next chunk it needs is refused
     Allocator a({.pool = &pool});
     std::vector<std::byte> bytes(3000, std::byte{3});
     const auto first = *a.allocate(bytes, 0);

@@ -1,6 +1,8 @@
 // PagePool on its own: pages handed out are distinct and writable; what it keeps beyond them is
 // bounded and reported; freed pages go back to the OS past the retention limit, whole chunks at
 // once; holes are reused; an OS that refuses memory or will not take pages back loses nothing.
+// Pools here have no refill thread, so that which chunk is made resident when is each test's to
+// say; the reserve has tests of its own (test_page_pool_reserve*.cpp).
 #include <zpage/allocator/page_pool.hpp>
 
 #include <algorithm>
@@ -14,6 +16,8 @@ namespace {
 
 using zpage::PageNumber;
 using zpage::PagePool;
+
+constexpr PagePool::Config no_refill{.background_refill = false};
 
 std::size_t resident_bytes() {
     std::ifstream statm("/proc/self/statm");
@@ -47,7 +51,7 @@ bool stamped(const PagePool& pool, std::span<const PageNumber> pages, std::uint6
 }  // namespace
 
 TEST_CASE("pages handed out are distinct and writable, and the spare is bounded") {
-    PagePool pool;
+    PagePool pool(no_refill);
     std::vector<PageNumber> all;
     for (std::size_t n : {1, 700, 511, 1500}) {
         const auto pages = take(pool, n);
@@ -65,7 +69,7 @@ TEST_CASE("pages handed out are distinct and writable, and the spare is bounded"
 }
 
 TEST_CASE("chunks whose pages all come back go back to the OS whole") {
-    PagePool pool({.retain_pages = 0});
+    PagePool pool({.retain_pages = 0, .background_refill = false});
     const auto pages = take(pool, 4 * PagePool::chunk_pages + 10);
     stamp(pool, pages, 1);
     const std::size_t before_give = resident_bytes();
@@ -85,7 +89,7 @@ TEST_CASE("chunks whose pages all come back go back to the OS whole") {
 }
 
 TEST_CASE("freed pages beyond retain_pages go back to the OS, and holes are reused") {
-    PagePool pool({.retain_pages = 16});
+    PagePool pool({.retain_pages = 16, .background_refill = false});
     auto pages = take(pool, 3 * PagePool::chunk_pages);
     // Free every other page of the first two chunks: partly used chunks keep their other pages.
     std::vector<PageNumber> freed;
@@ -119,7 +123,7 @@ TEST_CASE("freed pages beyond retain_pages go back to the OS, and holes are reus
 }
 
 TEST_CASE("an OS that refuses memory: take() hands out all the pages asked for or none") {
-    PagePool pool;
+    PagePool pool(no_refill);
     const auto held = take(pool, 10);
     {
         zpage_test::OsFaults faults(zpage::detail::os::Call::populate, 0);
@@ -133,14 +137,14 @@ TEST_CASE("an OS that refuses memory: take() hands out all the pages asked for o
 
 TEST_CASE("an OS that refuses address space: take() fails cleanly") {
     zpage_test::OsFaults faults(zpage::detail::os::Call::reserve, 0);
-    PagePool pool;
+    PagePool pool(no_refill);
     std::vector<PageNumber> pages(1);
     CHECK(pool.take(pages) == zpage::errc::out_of_memory);
     CHECK(pool.stats().resident_bytes == 0);
 }
 
 TEST_CASE("pages the OS will not take back stay resident, counted as spare, and are reused first") {
-    PagePool pool({.retain_pages = 0});
+    PagePool pool({.retain_pages = 0, .background_refill = false});
     const auto first = take(pool, PagePool::chunk_pages);  // a whole chunk
     const auto second = take(pool, 100);
     const std::size_t started = pool.stats().chunks_started;

@@ -56,7 +56,7 @@ TEST_CASE("bad configurations are refused at construction") {
 }
 
 TEST_CASE("an OS that refuses memory fails the store and keeps the old page") {
-    zpage::PagePool pool;  // its own, so that the next chunk it needs is the one refused
+    zpage::PagePool pool({.background_refill = false});  // its own, no reserve: the next chunk it needs is refused
     zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = 2048, .page_pool = &pool});
     const zpage_test::Page old_page = compressible(1);
     REQUIRE(store.store(0, old_page));

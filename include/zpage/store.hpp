@@ -32,8 +32,8 @@
 //      nothing is waited for under it (objects and records are freed after it is released, and
 //      backing-store I/O never runs under it).
 //   5. leaves, under which nothing else is taken: the span arena's lock, the page pool's mutex
-//      (taken under a size-class lock; the pool populates new memory with its mutex released),
-//      a backing store's own locks.
+//      (under a size-class lock; a named wait; the refill thread or a taker populates new memory
+//      without it), a backing store's own locks.
 // Every wait spins with detail::Backoff, which names what it waits for in detail::waiting_for();
 // tests/test_store_liveness.cpp runs more threads than cores and than stream slots under a
 // watchdog that prints those names when nothing progresses.

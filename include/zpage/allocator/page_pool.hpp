@@ -11,26 +11,48 @@
 // zsmalloc's zspages): the allocator maps an object's offset in its span to a page through the
 // span's page list.
 //
-// What the pool holds beyond the pages it has handed out (`spare_bytes` in stats()): the rest of
-// the chunk it is handing out from (under 2 MiB), and up to `retain_pages` freed pages kept
-// resident for reuse. Pages freed beyond that go back to the OS at once, and a chunk whose pages
-// are all free goes back whole. Holes in partly used chunks are reused before a new chunk is
+// The reserve. Making a chunk resident costs a tenth of a millisecond when the OS has the memory
+// at hand, and several milliseconds when a virtual machine's host has taken it back (README,
+// Performance): as long as compressing a few hundred pages. So the pool keeps pages ready
+// (resident and not handed out) between two watermarks, as the kernel's kswapd keeps free pages
+// between its own: a take that leaves fewer than `reserve_low_pages` ready wakes the pool's refill
+// thread, which makes chunks resident, with no lock held, until at least `reserve_high_pages` are
+// ready. A taker that finds nothing ready (a fresh pool's first take, or a refill outrun) makes a
+// chunk resident itself, as the kernel's direct reclaim does (`allocstall` in stats()); a taker
+// never waits for the refill thread.
+//
+// What the pool holds beyond the pages it has handed out (`spare_bytes` in stats(), in no store's
+// mem_used_total): the rest of the chunk it is handing out from (under 2 MiB), the ready chunks
+// (until `reserve_high_pages` are ready; a chunk more while a taker populates its own), and up to
+// `retain_pages` freed pages kept resident for reuse (ready pages too). Pages freed beyond that go
+// back to the OS at once, and a chunk whose pages are all free goes back whole. After
+// `reserve_idle_release` without a take, the ready chunks go back as well, leaving what the pool
+// would hold without a refill thread. Holes in partly used chunks are reused before a new chunk is
 // started once more than a chunk's worth of them exist, which bounds the address space a
 // churning workload spreads over.
 //
 // One pool serves any number of allocators (PagePool::shared() by default), so the spare memory is
-// bounded per process, not per store. Thread-safe: one lock, held for a few instructions per page
-// but not while the OS populates a chunk.
+// bounded per process, not per store. Thread-safe: one mutex, a leaf (nothing else is taken under
+// it), held for a few instructions per page but not while the OS populates a chunk. The refill
+// thread is started by the first take that leaves the reserve low, and stopped and joined by the
+// destructor. PagePool::shared() is never destroyed: its thread sleeps or populates until the
+// process exits, touching nothing but the pool, which stays allocated (and reachable, for leak
+// checkers) to the end.
 #pragma once
 
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <mutex>
 #include <new>
 #include <span>
+#include <stdexcept>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -38,6 +60,7 @@
 
 #include "../detail/assert.hpp"
 #include "../detail/os.hpp"
+#include "../detail/spin_mutex.hpp"
 #include "../errc.hpp"
 
 namespace zpage {
@@ -48,9 +71,18 @@ using PageNumber = std::uint32_t;
 struct PagePoolStats {
     std::size_t pages_in_use = 0;    // handed out and not given back
     std::size_t resident_bytes = 0;  // memory the pool holds resident, in use or spare
-    std::size_t spare_bytes = 0;     // resident_bytes - pages_in_use * 4 KiB
+    std::size_t spare_bytes = 0;     // resident_bytes - pages_in_use * 4 KiB: the pages ready to hand out
     std::size_t metadata_bytes = 0;  // the pool's own bookkeeping
-    std::size_t chunks_started = 0;  // 2 MiB chunks made resident since construction
+    std::size_t chunks_started = 0;  // 2 MiB chunks made resident since construction (background + direct)
+    // How the reserve was kept, after the kernel's reclaim counters (/proc/vmstat), since construction:
+    std::size_t refill_wakeups = 0;               // takes that woke the refill thread (kswapd's wakeups)
+    std::size_t chunks_populated_background = 0;  // chunks the refill thread made resident (as pgsteal_kswapd)
+    std::size_t chunks_populated_direct = 0;      // chunks a taking thread made resident itself (as pgsteal_direct)
+    std::size_t allocstall = 0;                   // times a taker found nothing ready and populated a chunk itself
+    std::size_t refill_failures = 0;              // refill runs cut short by the OS refusing memory (kswapd_failures)
+    std::size_t chunks_released_idle = 0;         // ready chunks given back after reserve_idle_release without a take
+    std::uint64_t background_populate_ns = 0;     // time the refill thread spent making chunks resident
+    std::uint64_t direct_populate_ns = 0;         // time taking threads spent making chunks resident (the store path)
 };
 
 class PagePool {
@@ -66,11 +98,41 @@ public:
         // Freed pages kept resident for reuse, beyond which they go back to the OS. The default is
         // one chunk's worth: enough to absorb a burst of erases and stores without syscalls.
         std::size_t retain_pages = chunk_pages;
+        // The refill thread (see the top of this file). false: none; a taker makes each chunk it
+        // needs resident itself and nothing is kept ready beyond the current chunk and
+        // retain_pages, as before the pool had a reserve.
+        bool background_refill = true;
+        // Its watermarks, in ready pages (the rest of the current chunk, ready chunks, retained
+        // freed pages). README, Performance, has the figures behind the defaults: 2 chunks ahead
+        // of the taker keep a store that fills a chunk in 6 ms ahead of a refill that takes up to
+        // 5 ms a chunk; 4 chunks (8 MiB) cover a burst.
+        std::size_t reserve_low_pages = 2 * chunk_pages;   // a take leaving fewer wakes the refill thread
+        std::size_t reserve_high_pages = 4 * chunk_pages;  // which populates chunks until this many are ready
+        // Ready chunks go back to the OS after this long without a take; 0: never.
+        std::chrono::milliseconds reserve_idle_release{10'000};
+
+        // Throws std::invalid_argument naming the field at fault.
+        void validate() const {
+            if (reserve_low_pages > reserve_high_pages)
+                throw std::invalid_argument(
+                    "zpage::PagePool::Config: reserve_low_pages must not exceed reserve_high_pages");
+            if (reserve_idle_release.count() < 0)
+                throw std::invalid_argument("zpage::PagePool::Config: reserve_idle_release must not be negative");
+        }
     };
 
     PagePool() : PagePool(Config{}) {}
-    explicit PagePool(Config config) : config_(config) {}
+    // Throws std::invalid_argument for a bad configuration (Config::validate).
+    explicit PagePool(Config config) : config_(validated(config)) {}
+    // Stops the refill thread (waiting out a chunk it is populating) and gives everything back to
+    // the OS. No other call may be running.
     ~PagePool() {
+        {
+            const std::unique_lock guard = locked();
+            stopping_ = true;
+        }
+        refill_wake_.notify_one();
+        if (refill_thread_.joinable()) refill_thread_.join();
         for (std::byte* region : regions_) detail::os::release(region, region_bytes);
     }
     PagePool(const PagePool&) = delete;
@@ -84,25 +146,29 @@ public:
     }
 
     // Hands out out.size() resident, writable pages (their contents are undefined), or none with
-    // errc::out_of_memory when the OS refuses memory or address space.
+    // errc::out_of_memory when the OS refuses memory or address space. Any thread.
     [[nodiscard]] Status take(std::span<PageNumber> out) noexcept {
-        std::unique_lock guard(lock_);
+        std::unique_lock guard = locked();
+        Status taken = errc::ok;
         for (std::size_t i = 0; i < out.size(); ++i) {
             const Result<PageNumber> page = take_one(guard);
             if (!page) {
                 give_locked(out.first(i));
-                return page.error();
+                taken = page.error();
+                break;
             }
             out[i] = *page;
         }
-        return errc::ok;
+        ++takes_;
+        wake_refill_if_low();
+        return taken;
     }
 
     // Takes pages back (each handed out by take() and not given back since). Keeps up to
     // retain_pages of them resident; returns the others, and every chunk left without pages in
-    // use, to the OS.
+    // use, to the OS. Any thread.
     void give(std::span<const PageNumber> pages) noexcept {
-        std::lock_guard guard(lock_);
+        const std::unique_lock guard = locked();
         give_locked(pages);
     }
 
@@ -111,15 +177,25 @@ public:
         return regions_[page / region_pages] + std::size_t{page % region_pages} * page_bytes;
     }
 
+    // A consistent snapshot. Any thread.
     [[nodiscard]] PagePoolStats stats() const noexcept {
-        std::lock_guard guard(lock_);
+        const std::unique_lock guard = locked();
         PagePoolStats s;
         s.pages_in_use = pages_in_use_;
         s.resident_bytes = resident_pages_ * page_bytes;
-        s.spare_bytes = (resident_pages_ - pages_in_use_) * page_bytes;
+        s.spare_bytes = ready_pages() * page_bytes;
         s.metadata_bytes = page_state_.capacity() + chunks_.capacity() * sizeof(Chunk) +
-                           (warm_.capacity() + cold_.capacity() + empty_chunks_.capacity()) * sizeof(std::uint32_t);
+                           (warm_.capacity() + cold_.capacity() + empty_chunks_.capacity() + ready_chunks_.capacity()) *
+                               sizeof(std::uint32_t);
         s.chunks_started = chunks_started_;
+        s.refill_wakeups = refill_wakeups_;
+        s.chunks_populated_background = chunks_populated_background_;
+        s.chunks_populated_direct = chunks_populated_direct_;
+        s.allocstall = allocstall_;
+        s.refill_failures = refill_failures_;
+        s.chunks_released_idle = chunks_released_idle_;
+        s.background_populate_ns = background_populate_ns_;
+        s.direct_populate_ns = direct_populate_ns_;
         return s;
     }
 
@@ -134,11 +210,30 @@ private:
         std::uint16_t warm = 0;    // free and resident
         std::uint16_t cold = 0;    // free and given back to the OS
         bool started = false;      // resident (or partly given back) since last made resident
+        bool ready = false;        // resident, untouched, in ready_chunks_
     };
+    static_assert(sizeof(Chunk) == 8, "zpage::PagePool: a chunk's bookkeeping is 8 bytes");
+
+    enum class Populator : std::uint8_t { direct, background };
 
     static constexpr std::uint32_t no_chunk = 0xFFFF'FFFF;
+    static constexpr const char* lock_site = "page pool mutex";
 
-    // Caller holds `guard`, which start_chunk() lets go of while the OS populates a chunk.
+    static Config validated(const Config& config) {
+        config.validate();
+        return config;
+    }
+
+    [[nodiscard]] std::unique_lock<std::mutex> locked() const noexcept {
+        return detail::lock_waiting_for(lock_, lock_site);
+    }
+
+    // Pages resident and not handed out: the rest of the current chunk, the ready chunks, warm pages.
+    [[nodiscard]] std::size_t ready_pages() const noexcept { return resident_pages_ - pages_in_use_; }
+
+    [[nodiscard]] bool current_has_pages() const noexcept { return current_ != no_chunk && bump_ < chunk_pages; }
+
+    // Caller holds `guard`, which populate_chunk() lets go of while the OS populates a chunk.
     Result<PageNumber> take_one(std::unique_lock<std::mutex>& guard) noexcept {
         for (;;) {
             while (!warm_.empty()) {
@@ -149,15 +244,22 @@ private:
                 --warm_pages_;
                 return hand_out(page);
             }
-            if (current_ != no_chunk && bump_ < chunk_pages) return hand_out(current_page(bump_++));
+            if (current_has_pages()) return hand_out(current_page(bump_++));
             if (cold_pages_ > chunk_pages) {
                 if (const Result<PageNumber> page = take_cold(); page) return page;
             }
-            if (const Status started = start_chunk(guard); !started) {
-                // No new chunk: a hole in a partly used one will do.
-                if (cold_pages_ != 0) return take_cold();
-                return started.error();
+            if (!ready_chunks_.empty()) {
+                make_current(pop_ready());
+                continue;
             }
+            // Nothing ready: this thread populates a chunk itself (direct), the refill thread the
+            // next one meanwhile.
+            ++allocstall_;
+            wake_refill_if_low();
+            const Status populated = populate_chunk(guard, Populator::direct);
+            if (populated || current_has_pages() || !ready_chunks_.empty() || !warm_.empty()) continue;
+            if (cold_pages_ != 0) return take_cold();  // no new chunk: a hole in a partly used one will do
+            return populated.error();
         }
     }
 
@@ -189,16 +291,11 @@ private:
         return static_cast<PageNumber>(current_ * chunk_pages + index);
     }
 
-    // Makes a chunk resident (one given back whole, else a new one) to hand out from next. The
-    // lock is let go of while the OS populates it (a 2 MiB fault, a tenth of a millisecond or
-    // more), so that other threads go on taking pages meanwhile; if one of them started a chunk
-    // in the meantime, this one waits as the next (`ready_`). Called when the current chunk has
-    // handed out all its pages; the caller then looks again for a page.
-    Status start_chunk(std::unique_lock<std::mutex>& guard) noexcept {
-        if (ready_ != no_chunk) {
-            make_current(std::exchange(ready_, no_chunk));
-            return errc::ok;
-        }
+    // Makes a chunk resident (one given back whole, else a new one) and files it: as the chunk to
+    // hand out from if the current one has run out, else as ready. The lock is let go of while the
+    // OS populates it (a 2 MiB fault, a tenth of a millisecond to several), so that other threads
+    // go on taking and giving pages meanwhile.
+    Status populate_chunk(std::unique_lock<std::mutex>& guard, Populator by) noexcept {
         std::uint32_t chunk;
         if (!empty_chunks_.empty()) {
             chunk = empty_chunks_.back();
@@ -210,9 +307,13 @@ private:
         }
         std::byte* base = address(static_cast<PageNumber>(std::size_t{chunk} * chunk_pages));
         guard.unlock();
+        const auto begin = std::chrono::steady_clock::now();
         const bool populated = detail::os::populate(base, chunk_bytes);
         if (!populated) detail::os::decommit(base, chunk_bytes);  // whatever part of it the kernel did provide
-        guard.lock();
+        const auto spent = std::chrono::steady_clock::now() - begin;
+        guard = detail::lock_waiting_for(lock_, lock_site);
+        (by == Populator::direct ? direct_populate_ns_ : background_populate_ns_) +=
+            static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(spent).count());
         if (!populated) {
             try {
                 empty_chunks_.push_back(chunk);
@@ -224,10 +325,14 @@ private:
         chunks_[chunk] = Chunk{.started = true};
         resident_pages_ += chunk_pages;
         ++chunks_started_;
-        if (current_ != no_chunk && bump_ < chunk_pages && ready_ == no_chunk) {
-            ready_ = chunk;  // another thread's chunk came first
-        } else if (current_ != no_chunk && bump_ < chunk_pages) {
-            settle(chunk);  // a third at once (rare): back it goes
+        if (by == Populator::direct) {
+            ++chunks_populated_direct_;
+            refill_failed_ = false;  // the OS gives memory again: the refill thread may be woken
+        } else {
+            ++chunks_populated_background_;
+        }
+        if (current_has_pages()) {
+            file_ready(chunk);
         } else {
             make_current(chunk);
         }
@@ -239,6 +344,92 @@ private:
         current_ = chunk;
         bump_ = 0;
         if (previous != no_chunk) settle(previous);
+    }
+
+    void file_ready(std::uint32_t chunk) noexcept {
+        chunks_[chunk].ready = true;
+        if (try_push(ready_chunks_, chunk)) return;
+        // No memory to list it: back to the OS it goes (or, refused there too, it stays resident
+        // and counted as spare, out of reach).
+        chunks_[chunk].ready = false;
+        settle(chunk);
+    }
+
+    std::uint32_t pop_ready() noexcept {
+        const std::uint32_t chunk = ready_chunks_.back();
+        ready_chunks_.pop_back();
+        chunks_[chunk].ready = false;
+        return chunk;
+    }
+
+    // Under the lock: wakes the refill thread (starting it the first time) when fewer than
+    // reserve_low_pages are ready, unless it is awake already or waits, after the OS refused it
+    // memory, for a taker to have populated a chunk again (as kswapd stays asleep after failing
+    // until direct reclaim succeeds).
+    void wake_refill_if_low() noexcept {
+        if (!config_.background_refill || refill_wanted_ || refill_failed_ || refill_unavailable_ || stopping_ ||
+            ready_pages() >= config_.reserve_low_pages)
+            return;
+        if (!refill_thread_.joinable()) {
+            try {
+                refill_thread_ = detail::os::start_thread("zpage-refill", [this] { refill(); });
+            } catch (const std::exception&) {
+                refill_unavailable_ = true;  // no thread to be had: takers populate, as with background_refill off
+                return;
+            }
+        }
+        refill_wanted_ = true;
+        ++refill_wakeups_;
+        refill_wake_.notify_one();
+    }
+
+    // The refill thread: asleep until a take leaves the reserve low, then populating chunks, with
+    // the lock let go of, until reserve_high_pages are ready.
+    void refill() noexcept {
+        auto guard = detail::lock_waiting_for(lock_, lock_site);
+        for (;;) {
+            sleep_until_wanted(guard);
+            if (stopping_) return;
+            while (!stopping_ && ready_pages() < config_.reserve_high_pages) {
+                if (!populate_chunk(guard, Populator::background)) {
+                    ++refill_failures_;
+                    refill_failed_ = true;
+                    break;
+                }
+            }
+            refill_wanted_ = false;
+        }
+    }
+
+    // The refill thread's sleep, until woken or the pool is destroyed. Once reserve_idle_release
+    // has passed without a take, the ready chunks go back to the OS.
+    void sleep_until_wanted(std::unique_lock<std::mutex>& guard) noexcept {
+        const auto woken = [this] { return refill_wanted_ || stopping_; };
+        detail::waiting_for().store("page pool refill wakeup", std::memory_order_relaxed);
+        while (!woken()) {
+            if (ready_chunks_.empty() || config_.reserve_idle_release.count() == 0) {
+                refill_wake_.wait(guard);
+                continue;
+            }
+            const std::uint64_t takes_seen = takes_;
+            const auto deadline = std::chrono::steady_clock::now() + config_.reserve_idle_release;
+            if (!refill_wake_.wait_until(guard, deadline, woken) && takes_ == takes_seen) release_ready_chunks();
+        }
+        detail::waiting_for().store(nullptr, std::memory_order_relaxed);
+    }
+
+    void release_ready_chunks() noexcept {
+        while (!ready_chunks_.empty()) {
+            const std::uint32_t chunk = ready_chunks_.back();
+            chunks_[chunk].ready = false;
+            settle(chunk);
+            if (chunks_[chunk].started) {  // the OS would not take it: it stays ready
+                chunks_[chunk].ready = true;
+                return;
+            }
+            ready_chunks_.pop_back();
+            ++chunks_released_idle_;
+        }
     }
 
     // Reserves the address space region of `chunk` if it has none yet and grows the page
@@ -273,7 +464,7 @@ private:
         boost::container::small_vector<PageNumber, 64> to_os;
         for (const PageNumber page : pages) {
             const auto chunk = static_cast<std::uint32_t>(page / chunk_pages);
-            const bool chunk_empties = chunks_[chunk].in_use == 0 && chunk != current_ && chunk != ready_;
+            const bool chunk_empties = chunks_[chunk].in_use == 0 && chunk != current_ && !chunks_[chunk].ready;
             if (chunk_empties || warm_pages_ < config_.retain_pages || !try_push(to_os, page)) {
                 make_warm(page);
             }
@@ -318,7 +509,7 @@ private:
     // whole; its stack entries turn stale.
     void settle(std::uint32_t index) noexcept {
         Chunk& chunk = chunks_[index];
-        if (!chunk.started || chunk.in_use != 0 || index == current_ || index == ready_) return;
+        if (!chunk.started || chunk.in_use != 0 || chunk.ready || index == current_) return;
         std::byte* base = address(static_cast<PageNumber>(std::size_t{index} * chunk_pages));
         if (!detail::os::decommit(base, chunk_bytes)) return;  // it stays as it is; its pages are reusable
         try {
@@ -357,22 +548,37 @@ private:
     }
 
     const Config config_;
-    mutable std::mutex lock_;
+    mutable std::mutex lock_;                        // a leaf: nothing else is taken under it
+    std::condition_variable refill_wake_;            // the refill thread sleeps on it, with lock_
+    std::thread refill_thread_;                      // started by the first take that leaves the reserve low
     std::array<std::byte*, max_regions> regions_{};  // written under lock_ before any page in them is handed out
     std::vector<Chunk> chunks_;
     std::vector<PageState> page_state_;
     std::vector<PageNumber> warm_;
     std::vector<PageNumber> cold_;
     std::vector<std::uint32_t> empty_chunks_;
+    std::vector<std::uint32_t> ready_chunks_;  // populated, untouched, waiting to become current
     std::uint32_t next_chunk_ = 0;
     std::uint32_t current_ = no_chunk;
-    std::uint32_t ready_ = no_chunk;  // populated, waiting to become current
     std::size_t bump_ = 0;
     std::size_t pages_in_use_ = 0;
     std::size_t resident_pages_ = 0;
     std::size_t warm_pages_ = 0;
     std::size_t cold_pages_ = 0;
+    std::uint64_t takes_ = 0;
+    bool refill_wanted_ = false;       // woken, and not yet back asleep
+    bool refill_failed_ = false;       // the OS refused the refill thread; not woken until a taker populates
+    bool refill_unavailable_ = false;  // the thread could not be started
+    bool stopping_ = false;            // the destructor runs
     std::size_t chunks_started_ = 0;
+    std::size_t refill_wakeups_ = 0;
+    std::size_t chunks_populated_background_ = 0;
+    std::size_t chunks_populated_direct_ = 0;
+    std::size_t allocstall_ = 0;
+    std::size_t refill_failures_ = 0;
+    std::size_t chunks_released_idle_ = 0;
+    std::uint64_t background_populate_ns_ = 0;
+    std::uint64_t direct_populate_ns_ = 0;
 };
 
 }  // namespace zpage
