@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -19,6 +20,7 @@
 #include <random>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 #include <zpage/detail/file_io.hpp>
 #include <zpage/detail/os.hpp>
@@ -208,12 +210,18 @@ std::array<std::byte, N> large_page(PageSource& source) {
     return p;
 }
 
-// Makes one kind of OS call fail from the Nth call on (N = 0: the next call) until reset.
+// Which threads an OS fault injector acts on: all, or all but the one that installed it (a
+// library's own threads, such as the page pool's refill thread).
+enum class OnThreads : std::uint8_t { all, others };
+
+// Makes one kind of OS call fail from the Nth call on (N = 0: the next call) until reset, on the
+// threads `on` names (the Nth call counted among theirs).
 class OsFaults {
 public:
-    OsFaults(zpage::detail::os::Call call, int fail_from) {
+    OsFaults(zpage::detail::os::Call call, int fail_from, OnThreads on = OnThreads::all) {
         target().store(static_cast<int>(call));
         countdown().store(fail_from);
+        exempt().store(on == OnThreads::others ? std::this_thread::get_id() : std::thread::id{});
         zpage::detail::os::fault_injector.store(&inject);
     }
     ~OsFaults() { zpage::detail::os::fault_injector.store(nullptr); }
@@ -229,8 +237,12 @@ private:
         static std::atomic<int> n{0};
         return n;
     }
+    static std::atomic<std::thread::id>& exempt() {
+        static std::atomic<std::thread::id> id{};
+        return id;
+    }
     static bool inject(zpage::detail::os::Call call) noexcept {
-        if (static_cast<int>(call) != target().load()) return false;
+        if (static_cast<int>(call) != target().load() || std::this_thread::get_id() == exempt().load()) return false;
         return countdown().fetch_sub(1) <= 0;
     }
 };
@@ -308,5 +320,75 @@ public:
 private:
     std::filesystem::path path_;
 };
+
+
+// Holds every call of one kind made by threads other than the one that built the gate, before
+// the call is made, until open() (or destruction): a test's way to catch a library's own thread
+// in the middle of that call.
+class OsGate {
+public:
+    explicit OsGate(zpage::detail::os::Call call) {
+        target().store(static_cast<int>(call));
+        owner().store(std::this_thread::get_id());
+        held().store(0);
+        opened().store(false);
+        zpage::detail::os::fault_injector.store(&hold);
+    }
+    ~OsGate() {
+        open();
+        while (held().load() != 0) std::this_thread::yield();  // let every held thread leave the hook
+        zpage::detail::os::fault_injector.store(nullptr);
+    }
+    OsGate(const OsGate&) = delete;
+    OsGate& operator=(const OsGate&) = delete;
+
+    // Whether a call arrived at the gate within `timeout`.
+    [[nodiscard]] bool wait_for_arrival(std::chrono::milliseconds timeout) const {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        while (held().load() == 0) {
+            if (std::chrono::steady_clock::now() > deadline) return false;
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        return true;
+    }
+    void open() noexcept { opened().store(true); }
+
+private:
+    static std::atomic<int>& target() {
+        static std::atomic<int> t{0};
+        return t;
+    }
+    static std::atomic<std::thread::id>& owner() {
+        static std::atomic<std::thread::id> id{};
+        return id;
+    }
+    static std::atomic<int>& held() {
+        static std::atomic<int> n{0};
+        return n;
+    }
+    static std::atomic<bool>& opened() {
+        static std::atomic<bool> o{false};
+        return o;
+    }
+    static bool hold(zpage::detail::os::Call call) noexcept {
+        if (static_cast<int>(call) != target().load() || std::this_thread::get_id() == owner().load()) return false;
+        held().fetch_add(1);
+        while (!opened().load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        held().fetch_sub(1);
+        return false;  // the call then goes ahead
+    }
+};
+
+// Polls `done` until it holds or `timeout` passes (a bounded wait for a background thread's
+// work); returns its last value.
+template <class Predicate>
+bool eventually(Predicate&& done, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > deadline) return done();
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+}
 
 }  // namespace zpage_test
