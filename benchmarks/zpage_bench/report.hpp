@@ -181,6 +181,20 @@ inline void print_table(std::FILE* out, const std::vector<RunResult>& results,
                      "zpage's page pool held at most %.1f MiB beyond the pages its stores used (the rest of the "
                      "chunk it hands out from, and freed pages kept for reuse), in no store's mem_used.\n",
                      detail::as_mib(spare));
+    RunResult pool;  // the pool's work during all zpage stores of the run
+    for (const auto& r : results) {
+        pool.pool_chunks_background += r.pool_chunks_background;
+        pool.pool_chunks_direct += r.pool_chunks_direct;
+        pool.pool_background_ms += r.pool_background_ms;
+        pool.pool_direct_ms += r.pool_direct_ms;
+    }
+    if (pool.pool_chunks_background + pool.pool_chunks_direct != 0)
+        std::fprintf(out,
+                     "During zpage's stores its page pool made %llu chunks of 2 MiB resident ahead of them "
+                     "(%.1f ms, on its refill thread) and the storing threads %llu (%.1f ms, the pool's "
+                     "reserve having run empty).\n",
+                     static_cast<unsigned long long>(pool.pool_chunks_background), pool.pool_background_ms,
+                     static_cast<unsigned long long>(pool.pool_chunks_direct), pool.pool_direct_ms);
     if (std::any_of(results.begin(), results.end(), [](const RunResult& r) { return r.engine == "codec-alone"; }))
         std::fprintf(out, "codec-alone: each page compressed into a preallocated arena and decompressed back, no "
                           "store; its mem_used is the compressed bytes alone.\n");

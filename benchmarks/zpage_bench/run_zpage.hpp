@@ -57,9 +57,16 @@ RunResult run_store(const PageSet& input, typename Store::compressor_type codec,
         return failure.check("store", i, store.store(i, PageView(input.page(i).data(), page_size)));
     };
     if (steady) timed_pass(pages, threads, progress, store_page);
+    const zpage::PagePoolStats pool_before = store.allocator().pool().stats();
     const Pass stored = timed_pass(pages, threads, progress, store_page);
     const zpage::Stats stats = store.stats();
-    r.pool_spare_bytes = store.allocator().pool().stats().spare_bytes;
+    const zpage::PagePoolStats pool_after = store.allocator().pool().stats();
+    r.pool_spare_bytes = pool_after.spare_bytes;
+    r.pool_chunks_background = pool_after.chunks_populated_background - pool_before.chunks_populated_background;
+    r.pool_chunks_direct = pool_after.chunks_populated_direct - pool_before.chunks_populated_direct;
+    r.pool_background_ms =
+        static_cast<double>(pool_after.background_populate_ns - pool_before.background_populate_ns) / 1e6;
+    r.pool_direct_ms = static_cast<double>(pool_after.direct_populate_ns - pool_before.direct_populate_ns) / 1e6;
     std::vector<std::vector<std::byte>> buffers(threads, std::vector<std::byte>(page_size));
     const Pass loaded = timed_pass(pages, threads, progress, [&](unsigned t, std::size_t i) {
         return failure.check("load", i, store.load(i, std::span<std::byte, page_size>(buffers[t].data(), page_size)));

@@ -86,6 +86,13 @@ struct RunResult {
     // zpage only, not in the JSON: what the process's page pool held beyond the pages it had
     // handed out, right after the stores (memory resident but in no store's mem_used).
     std::uint64_t pool_spare_bytes = 0;
+    // zpage only, not in the JSON: where the memory the stores filled came from, during the timed
+    // stores: 2 MiB chunks the pool's refill thread made resident ahead of them, and chunks the
+    // storing threads had to make resident themselves, having found the pool's reserve empty.
+    std::uint64_t pool_chunks_background = 0;
+    std::uint64_t pool_chunks_direct = 0;
+    double pool_background_ms = 0;
+    double pool_direct_ms = 0;  // time the storing threads spent on it, within the timed stores
 
     [[nodiscard]] double ratio() const {
         return mem_used_bytes == 0 ? 0.0 : static_cast<double>(orig_bytes) / static_cast<double>(mem_used_bytes);
