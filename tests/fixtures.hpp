@@ -210,43 +210,6 @@ std::array<std::byte, N> large_page(PageSource& source) {
     return p;
 }
 
-// Which threads an OS fault injector acts on: all, or all but the one that installed it (a
-// library's own threads, such as the page pool's refill thread).
-enum class OnThreads : std::uint8_t { all, others };
-
-// Makes one kind of OS call fail from the Nth call on (N = 0: the next call) until reset, on the
-// threads `on` names (the Nth call counted among theirs).
-class OsFaults {
-public:
-    OsFaults(zpage::detail::os::Call call, int fail_from, OnThreads on = OnThreads::all) {
-        target().store(static_cast<int>(call));
-        countdown().store(fail_from);
-        exempt().store(on == OnThreads::others ? std::this_thread::get_id() : std::thread::id{});
-        zpage::detail::os::fault_injector.store(&inject);
-    }
-    ~OsFaults() { zpage::detail::os::fault_injector.store(nullptr); }
-    OsFaults(const OsFaults&) = delete;
-    OsFaults& operator=(const OsFaults&) = delete;
-
-private:
-    static std::atomic<int>& target() {
-        static std::atomic<int> t{0};
-        return t;
-    }
-    static std::atomic<int>& countdown() {
-        static std::atomic<int> n{0};
-        return n;
-    }
-    static std::atomic<std::thread::id>& exempt() {
-        static std::atomic<std::thread::id> id{};
-        return id;
-    }
-    static bool inject(zpage::detail::os::Call call) noexcept {
-        if (static_cast<int>(call) != target().load() || std::this_thread::get_id() == exempt().load()) return false;
-        return countdown().fetch_sub(1) <= 0;
-    }
-};
-
 // Makes one kind of file I/O call (detail/file_io.hpp) fail with `fault` from the Nth call on
 // (N = 0: the next call), `times` times, until destroyed. An empty Fault{} only counts the calls.
 class FileFaults {
@@ -321,64 +284,6 @@ private:
     std::filesystem::path path_;
 };
 
-
-// Holds every call of one kind made by threads other than the one that built the gate, before
-// the call is made, until open() (or destruction): a test's way to catch a library's own thread
-// in the middle of that call.
-class OsGate {
-public:
-    explicit OsGate(zpage::detail::os::Call call) {
-        target().store(static_cast<int>(call));
-        owner().store(std::this_thread::get_id());
-        held().store(0);
-        opened().store(false);
-        zpage::detail::os::fault_injector.store(&hold);
-    }
-    ~OsGate() {
-        open();
-        while (held().load() != 0) std::this_thread::yield();  // let every held thread leave the hook
-        zpage::detail::os::fault_injector.store(nullptr);
-    }
-    OsGate(const OsGate&) = delete;
-    OsGate& operator=(const OsGate&) = delete;
-
-    // Whether a call arrived at the gate within `timeout`.
-    [[nodiscard]] bool wait_for_arrival(std::chrono::milliseconds timeout) const {
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
-        while (held().load() == 0) {
-            if (std::chrono::steady_clock::now() > deadline) return false;
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        }
-        return true;
-    }
-    void open() noexcept { opened().store(true); }
-
-private:
-    static std::atomic<int>& target() {
-        static std::atomic<int> t{0};
-        return t;
-    }
-    static std::atomic<std::thread::id>& owner() {
-        static std::atomic<std::thread::id> id{};
-        return id;
-    }
-    static std::atomic<int>& held() {
-        static std::atomic<int> n{0};
-        return n;
-    }
-    static std::atomic<bool>& opened() {
-        static std::atomic<bool> o{false};
-        return o;
-    }
-    static bool hold(zpage::detail::os::Call call) noexcept {
-        if (static_cast<int>(call) != target().load() || std::this_thread::get_id() == owner().load()) return false;
-        held().fetch_add(1);
-        while (!opened().load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        held().fetch_sub(1);
-        return false;  // the call then goes ahead
-    }
-};
-
 // Polls `done` until it holds or `timeout` passes (a bounded wait for a background thread's
 // work); returns its last value.
 template <class Predicate>
@@ -390,5 +295,81 @@ bool eventually(Predicate&& done, std::chrono::milliseconds timeout = std::chron
     }
     return true;
 }
+
+// Which threads an OS hook below acts on: all, or all but the one that installed it (so that it
+// acts on a library's own threads, such as the page pool's refill thread, alone).
+enum class OnThreads : std::uint8_t { all, others };
+
+// The calls the one OS hook installed at a time (OsFaults or OsGate) acts on: one kind, on the
+// threads it was told.
+class OsCallFilter {
+protected:
+    static void install(zpage::detail::os::Call call, OnThreads on, zpage::detail::os::FaultInjector hook) {
+        kind_.store(static_cast<int>(call));
+        spared_.store(on == OnThreads::others ? std::this_thread::get_id() : std::thread::id{});
+        zpage::detail::os::fault_injector.store(hook);
+    }
+    static void uninstall() { zpage::detail::os::fault_injector.store(nullptr); }
+    static bool acts_on(zpage::detail::os::Call call) noexcept {
+        return static_cast<int>(call) == kind_.load() && std::this_thread::get_id() != spared_.load();
+    }
+
+private:
+    inline static std::atomic<int> kind_{0};
+    inline static std::atomic<std::thread::id> spared_{};
+};
+
+// Makes one kind of OS call fail from the Nth call on (N = 0: the next call) until reset, on the
+// threads `on` names (the Nth call counted among theirs).
+class OsFaults : OsCallFilter {
+public:
+    OsFaults(zpage::detail::os::Call call, int fail_from, OnThreads on = OnThreads::all) {
+        countdown_.store(fail_from);
+        install(call, on, &inject);
+    }
+    ~OsFaults() { uninstall(); }
+    OsFaults(const OsFaults&) = delete;
+    OsFaults& operator=(const OsFaults&) = delete;
+
+private:
+    static bool inject(zpage::detail::os::Call call) noexcept { return acts_on(call) && countdown_.fetch_sub(1) <= 0; }
+    inline static std::atomic<int> countdown_{0};
+};
+
+// Holds every call of one kind made by threads other than the one that built the gate, before
+// the call is made, until open() (or destruction): a test's way to catch a library's own thread
+// in the middle of that call.
+class OsGate : OsCallFilter {
+public:
+    explicit OsGate(zpage::detail::os::Call call) {
+        held_.store(0);
+        opened_.store(false);
+        install(call, OnThreads::others, &hold);
+    }
+    ~OsGate() {
+        open();
+        while (held_.load() != 0) std::this_thread::yield();  // let every held thread leave the hook
+        uninstall();
+    }
+    OsGate(const OsGate&) = delete;
+    OsGate& operator=(const OsGate&) = delete;
+
+    // Whether a call arrived at the gate within `timeout`.
+    [[nodiscard]] bool wait_for_arrival(std::chrono::milliseconds timeout) const {
+        return eventually([] { return held_.load() != 0; }, timeout);
+    }
+    void open() noexcept { opened_.store(true); }
+
+private:
+    static bool hold(zpage::detail::os::Call call) noexcept {
+        if (!acts_on(call)) return false;
+        held_.fetch_add(1);
+        while (!opened_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        held_.fetch_sub(1);
+        return false;  // the call then goes ahead
+    }
+    inline static std::atomic<int> held_{0};
+    inline static std::atomic<bool> opened_{false};
+};
 
 }  // namespace zpage_test

@@ -180,22 +180,13 @@ public:
     // A consistent snapshot. Any thread.
     [[nodiscard]] PagePoolStats stats() const noexcept {
         const std::unique_lock guard = locked();
-        PagePoolStats s;
+        PagePoolStats s = counted_;
         s.pages_in_use = pages_in_use_;
         s.resident_bytes = resident_pages_ * page_bytes;
         s.spare_bytes = ready_pages() * page_bytes;
         s.metadata_bytes = page_state_.capacity() + chunks_.capacity() * sizeof(Chunk) +
                            (warm_.capacity() + cold_.capacity() + empty_chunks_.capacity() + ready_chunks_.capacity()) *
                                sizeof(std::uint32_t);
-        s.chunks_started = chunks_started_;
-        s.refill_wakeups = refill_wakeups_;
-        s.chunks_populated_background = chunks_populated_background_;
-        s.chunks_populated_direct = chunks_populated_direct_;
-        s.allocstall = allocstall_;
-        s.refill_failures = refill_failures_;
-        s.chunks_released_idle = chunks_released_idle_;
-        s.background_populate_ns = background_populate_ns_;
-        s.direct_populate_ns = direct_populate_ns_;
         return s;
     }
 
@@ -254,7 +245,7 @@ private:
             }
             // Nothing ready: this thread populates a chunk itself (direct), the refill thread the
             // next one meanwhile.
-            ++allocstall_;
+            ++counted_.allocstall;
             wake_refill_if_low();
             const Status populated = populate_chunk(guard, Populator::direct);
             if (populated || current_has_pages() || !ready_chunks_.empty() || !warm_.empty()) continue;
@@ -312,7 +303,7 @@ private:
         if (!populated) detail::os::decommit(base, chunk_bytes);  // whatever part of it the kernel did provide
         const auto spent = std::chrono::steady_clock::now() - begin;
         guard = detail::lock_waiting_for(lock_, lock_site);
-        (by == Populator::direct ? direct_populate_ns_ : background_populate_ns_) +=
+        (by == Populator::direct ? counted_.direct_populate_ns : counted_.background_populate_ns) +=
             static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(spent).count());
         if (!populated) {
             try {
@@ -324,12 +315,12 @@ private:
         }
         chunks_[chunk] = Chunk{.started = true};
         resident_pages_ += chunk_pages;
-        ++chunks_started_;
+        ++counted_.chunks_started;
         if (by == Populator::direct) {
-            ++chunks_populated_direct_;
+            ++counted_.chunks_populated_direct;
             refill_failed_ = false;  // the OS gives memory again: the refill thread may be woken
         } else {
-            ++chunks_populated_background_;
+            ++counted_.chunks_populated_background;
         }
         if (current_has_pages()) {
             file_ready(chunk);
@@ -379,7 +370,7 @@ private:
             }
         }
         refill_wanted_ = true;
-        ++refill_wakeups_;
+        ++counted_.refill_wakeups;
         refill_wake_.notify_one();
     }
 
@@ -392,7 +383,7 @@ private:
             if (stopping_) return;
             while (!stopping_ && ready_pages() < config_.reserve_high_pages) {
                 if (!populate_chunk(guard, Populator::background)) {
-                    ++refill_failures_;
+                    ++counted_.refill_failures;
                     refill_failed_ = true;
                     break;
                 }
@@ -428,7 +419,7 @@ private:
                 return;
             }
             ready_chunks_.pop_back();
-            ++chunks_released_idle_;
+            ++counted_.chunks_released_idle;
         }
     }
 
@@ -570,15 +561,7 @@ private:
     bool refill_failed_ = false;       // the OS refused the refill thread; not woken until a taker populates
     bool refill_unavailable_ = false;  // the thread could not be started
     bool stopping_ = false;            // the destructor runs
-    std::size_t chunks_started_ = 0;
-    std::size_t refill_wakeups_ = 0;
-    std::size_t chunks_populated_background_ = 0;
-    std::size_t chunks_populated_direct_ = 0;
-    std::size_t allocstall_ = 0;
-    std::size_t refill_failures_ = 0;
-    std::size_t chunks_released_idle_ = 0;
-    std::uint64_t background_populate_ns_ = 0;
-    std::uint64_t direct_populate_ns_ = 0;
+    PagePoolStats counted_;            // the event counters (chunks_started on); stats() adds the sizes
 };
 
 }  // namespace zpage
