@@ -179,7 +179,8 @@ inline void print_table(std::FILE* out, const std::vector<RunResult>& results,
     if (spare != 0)
         std::fprintf(out,
                      "zpage's page pool held at most %.1f MiB beyond the pages its stores used (the rest of the "
-                     "chunk it hands out from, and freed pages kept for reuse), in no store's mem_used.\n",
+                     "chunk it hands out from, chunks made ready ahead, and freed pages kept for reuse), in no "
+                     "store's mem_used.\n",
                      detail::as_mib(spare));
     RunResult pool;  // the pool's work during all zpage stores of the run
     for (const auto& r : results) {
