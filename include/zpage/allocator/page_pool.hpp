@@ -11,15 +11,14 @@
 // zsmalloc's zspages): the allocator maps an object's offset in its span to a page through the
 // span's page list.
 //
-// The reserve. Making a chunk resident costs a tenth of a millisecond when the OS has the memory
-// at hand, and several milliseconds when a virtual machine's host has taken it back (README,
-// Performance): as long as compressing a few hundred pages. So the pool keeps pages ready
-// (resident and not handed out) between two watermarks, as the kernel's kswapd keeps free pages
-// between its own: a take that leaves fewer than `reserve_low_pages` ready wakes the pool's refill
-// thread, which makes chunks resident, with no lock held, until at least `reserve_high_pages` are
-// ready. A taker that finds nothing ready (a fresh pool's first take, or a refill outrun) makes a
-// chunk resident itself, as the kernel's direct reclaim does (`allocstall` in stats()); a taker
-// never waits for the refill thread.
+// The reserve. Making a chunk resident can take as long as compressing a few hundred pages, when a
+// virtual machine's host has taken the memory back (README, Performance, has the figures). So the
+// pool keeps pages ready (resident and not handed out) between two watermarks, as the kernel's
+// kswapd keeps free pages between its own: a take that leaves fewer than `reserve_low_pages` ready
+// wakes the pool's refill thread, which makes chunks resident, with no lock held, until at least
+// `reserve_high_pages` are ready. A taker that finds nothing ready (a fresh pool's first take, or
+// a refill outrun) makes a chunk resident itself, as the kernel's direct reclaim does (`allocstall`
+// in stats()); a taker never waits for the refill thread.
 //
 // What the pool holds beyond the pages it has handed out (`spare_bytes` in stats(), in no store's
 // mem_used_total): the rest of the chunk it is handing out from (under 2 MiB), the ready chunks
@@ -103,9 +102,9 @@ public:
         // retain_pages, as before the pool had a reserve.
         bool background_refill = true;
         // Its watermarks, in ready pages (the rest of the current chunk, ready chunks, retained
-        // freed pages). README, Performance, has the figures behind the defaults: 2 chunks ahead
-        // of the taker keep a store that fills a chunk in 6 ms ahead of a refill that takes up to
-        // 5 ms a chunk; 4 chunks (8 MiB) cover a burst.
+        // freed pages): the low one leaves the thread time to populate a chunk before the taker
+        // runs out, the high one how far ahead it gets. README, Performance, has the measurements
+        // behind the defaults.
         std::size_t reserve_low_pages = 2 * chunk_pages;   // a take leaving fewer wakes the refill thread
         std::size_t reserve_high_pages = 4 * chunk_pages;  // which populates chunks until this many are ready
         // Ready chunks go back to the OS after this long without a take; 0: never.
