@@ -22,6 +22,7 @@
 #include "../reclaim.hpp"
 #include "../writeback/backing_store.hpp"
 #include "../writeback/engine.hpp"
+#include "os.hpp"
 
 namespace zpage::detail {
 
@@ -33,7 +34,7 @@ public:
     // Throws std::system_error when the thread cannot be started.
     Reclaimer(Store& store, const ReclaimConfig& config) : store_(store), config_(config) {
         if (config_.daily_writeback_blocks != 0) refill_limit();
-        if (config_.background) thread_ = std::thread([this] { run(); });
+        if (config_.background) thread_ = os::start_thread("zpage-reclaim", [this] { run(); });
     }
     ~Reclaimer() { stop(); }
     Reclaimer(const Reclaimer&) = delete;
