@@ -24,7 +24,8 @@
 // mem_used_total): the rest of the chunk it is handing out from (under 2 MiB), the ready chunks
 // (until `reserve_high_pages` are ready; a chunk more while a taker populates its own), and up to
 // `retain_pages` freed pages kept resident for reuse (ready pages too). Pages freed beyond that go
-// back to the OS at once, and a chunk whose pages are all free goes back whole. After
+// back to the OS after `purge_delay`, from the refill thread, unless taken again first (at once,
+// in give(), with no thread), and a chunk whose pages are all free goes back whole. After
 // `reserve_idle_release` without a take, the ready chunks go back as well, leaving what the pool
 // would hold without a refill thread. Holes in partly used chunks are reused before a new chunk is
 // started once more than a chunk's worth of them exist, which bounds the address space a
@@ -80,6 +81,7 @@ struct PagePoolStats {
     std::size_t allocstall = 0;                   // times a taker found nothing ready and populated a chunk itself
     std::size_t refill_failures = 0;              // refill runs cut short by the OS refusing memory (kswapd_failures)
     std::size_t chunks_released_idle = 0;         // ready chunks given back after reserve_idle_release without a take
+    std::size_t pages_purged = 0;                 // freed pages the refill thread gave back after purge_delay
     std::uint64_t background_populate_ns = 0;     // time the refill thread spent making chunks resident
     std::uint64_t direct_populate_ns = 0;         // time taking threads spent making chunks resident (the store path)
 };
@@ -109,6 +111,13 @@ public:
         std::size_t reserve_high_pages = 4 * chunk_pages;  // which populates chunks until this many are ready
         // Ready chunks go back to the OS after this long without a take; 0: never.
         std::chrono::milliseconds reserve_idle_release{10'000};
+        // How long freed pages beyond retain_pages stay resident before the refill thread gives
+        // them back (the oldest freed first), unless taken again meanwhile; mimalloc's purge
+        // delay. A store that writes pages back and stores new ones, freeing and taking pages by
+        // the thousand, then reuses them with no syscall and no page fault, rather than splitting
+        // transparent huge pages a page at a time and faulting them in again. 0, or without the
+        // refill thread: they go back in give() itself.
+        std::chrono::milliseconds purge_delay{100};
 
         // Throws std::invalid_argument naming the field at fault.
         void validate() const {
@@ -117,6 +126,8 @@ public:
                     "zpage::PagePool::Config: reserve_low_pages must not exceed reserve_high_pages");
             if (reserve_idle_release.count() < 0)
                 throw std::invalid_argument("zpage::PagePool::Config: reserve_idle_release must not be negative");
+            if (purge_delay.count() < 0)
+                throw std::invalid_argument("zpage::PagePool::Config: purge_delay must not be negative");
         }
     };
 
@@ -360,26 +371,36 @@ private:
         if (!config_.background_refill || refill_wanted_ || refill_failed_ || refill_unavailable_ || stopping_ ||
             ready_pages() >= config_.reserve_low_pages)
             return;
-        if (!refill_thread_.joinable()) {
-            try {
-                refill_thread_ = detail::os::start_thread("zpage-refill", [this] { refill(); });
-            } catch (const std::exception&) {
-                refill_unavailable_ = true;  // no thread to be had: takers populate, as with background_refill off
-                return;
-            }
-        }
+        if (!start_refill_thread()) return;
         refill_wanted_ = true;
         ++counted_.refill_wakeups;
         refill_wake_.notify_one();
     }
 
+    // Under the lock: the refill thread, started the first time it is wanted. False when no
+    // thread can be had: takers populate and givers purge themselves, as with background_refill off.
+    bool start_refill_thread() noexcept {
+        if (refill_thread_.joinable()) return true;
+        if (refill_unavailable_) return false;
+        try {
+            refill_thread_ = detail::os::start_thread("zpage-refill", [this] { refill(); });
+            return true;
+        } catch (const std::exception&) {
+            refill_unavailable_ = true;
+            return false;
+        }
+    }
+
     // The refill thread: asleep until a take leaves the reserve low, then populating chunks, with
-    // the lock let go of, until reserve_high_pages are ready.
+    // the lock let go of, until reserve_high_pages are ready; or until freed pages beyond
+    // retain_pages have waited purge_delay, then purging them.
     void refill() noexcept {
         auto guard = detail::lock_waiting_for(lock_, lock_site);
         for (;;) {
             sleep_until_wanted(guard);
             if (stopping_) return;
+            if (purge_due()) purge_excess(guard);
+            if (!refill_wanted_) continue;
             while (!stopping_ && ready_pages() < config_.reserve_high_pages) {
                 if (!populate_chunk(guard, Populator::background)) {
                     ++counted_.refill_failures;
@@ -391,19 +412,23 @@ private:
         }
     }
 
-    // The refill thread's sleep, until woken or the pool is destroyed. Once reserve_idle_release
-    // has passed without a take, the ready chunks go back to the OS.
+    // The refill thread's sleep, until woken, a purge is due, or the pool is destroyed. Once
+    // reserve_idle_release has passed without a take, the ready chunks go back to the OS.
     void sleep_until_wanted(std::unique_lock<std::mutex>& guard) noexcept {
-        const auto woken = [this] { return refill_wanted_ || stopping_; };
+        const auto woken = [this] { return refill_wanted_ || stopping_ || purge_due(); };
         detail::waiting_for().store("page pool refill wakeup", std::memory_order_relaxed);
         while (!woken()) {
-            if (ready_chunks_.empty() || config_.reserve_idle_release.count() == 0) {
+            const bool idle_release = !ready_chunks_.empty() && config_.reserve_idle_release.count() != 0;
+            if (!idle_release && !purge_pending_) {
                 refill_wake_.wait(guard);
                 continue;
             }
             const std::uint64_t takes_seen = takes_;
-            const auto deadline = std::chrono::steady_clock::now() + config_.reserve_idle_release;
-            if (!refill_wake_.wait_until(guard, deadline, woken) && takes_ == takes_seen) release_ready_chunks();
+            const auto release_at = std::chrono::steady_clock::now() + config_.reserve_idle_release;
+            const auto deadline = !idle_release ? purge_at_ : purge_pending_ ? std::min(purge_at_, release_at) : release_at;
+            if (!refill_wake_.wait_until(guard, deadline, woken) && idle_release && takes_ == takes_seen &&
+                std::chrono::steady_clock::now() >= release_at)
+                release_ready_chunks();
         }
         detail::waiting_for().store(nullptr, std::memory_order_relaxed);
     }
@@ -450,18 +475,62 @@ private:
             --pages_in_use_;
         }
         // Pages of a chunk left with none in use go back with their chunk, in one call; the others
-        // stay warm while there is room, and go back to the OS in runs of adjacent pages after.
+        // stay warm while there is room (or until the refill thread purges them), and go back to
+        // the OS in runs of adjacent pages after.
+        const bool deferred = purge_deferred();
         boost::container::small_vector<PageNumber, 64> to_os;
         for (const PageNumber page : pages) {
             const auto chunk = static_cast<std::uint32_t>(page / chunk_pages);
             const bool chunk_empties = chunks_[chunk].in_use == 0 && chunk != current_ && !chunks_[chunk].ready;
-            if (chunk_empties || warm_pages_ < config_.retain_pages || !try_push(to_os, page)) {
+            if (chunk_empties || deferred || warm_pages_ < config_.retain_pages || !try_push(to_os, page)) {
                 make_warm(page);
             }
         }
         return_to_os(to_os);
         for (const PageNumber page : pages) settle(static_cast<std::uint32_t>(page / chunk_pages));
         compact_stacks();
+        if (deferred && warm_pages_ > config_.retain_pages && !purge_pending_ && start_refill_thread()) {
+            purge_pending_ = true;
+            purge_at_ = std::chrono::steady_clock::now() + config_.purge_delay;
+            refill_wake_.notify_one();
+        }
+    }
+
+    // Whether give() leaves freed pages beyond retain_pages to the refill thread.
+    [[nodiscard]] bool purge_deferred() const noexcept {
+        return config_.background_refill && config_.purge_delay.count() != 0 && !refill_unavailable_ && !stopping_;
+    }
+
+    [[nodiscard]] bool purge_due() const noexcept {
+        return purge_pending_ && std::chrono::steady_clock::now() >= purge_at_;
+    }
+
+    // The refill thread's purge: the warm pages beyond retain_pages go back to the OS, the
+    // oldest freed first (the bottom of the stack; takes reuse the top), a batch of runs per
+    // lock hold so that takers and givers go on between batches.
+    void purge_excess(std::unique_lock<std::mutex>& guard) noexcept {
+        purge_pending_ = false;
+        constexpr std::size_t batch_pages = 64;
+        while (!stopping_ && warm_pages_ > config_.retain_pages) {
+            const std::size_t excess = warm_pages_ - config_.retain_pages;
+            boost::container::small_vector<PageNumber, batch_pages> batch;
+            std::size_t scanned = 0;
+            for (; scanned < warm_.size() && batch.size() < std::min(excess, batch_pages); ++scanned) {
+                const PageNumber page = warm_[scanned];
+                if (state(page) != PageState::warm) continue;  // stale, or listed twice
+                state(page) = PageState::unused;  // out of the warm pages while this batch holds it
+                --chunks_[page / chunk_pages].warm;
+                --warm_pages_;
+                batch.push_back(page);
+            }
+            warm_.erase(warm_.begin(), warm_.begin() + static_cast<std::ptrdiff_t>(scanned));  // all stale now
+            if (batch.empty()) break;
+            return_to_os(batch);
+            for (const PageNumber page : batch) settle(static_cast<std::uint32_t>(page / chunk_pages));
+            counted_.pages_purged += batch.size();
+            guard.unlock();
+            guard = detail::lock_waiting_for(lock_, lock_site);
+        }
     }
 
     // A page with no room on its stack keeps its state and counts; only reuse before its chunk
@@ -483,7 +552,8 @@ private:
 
     // Gives free pages back to the OS, a madvise call per run of adjacent pages; pages the OS
     // refuses stay warm (resident and counted, beyond retain_pages) and are reused first.
-    void return_to_os(boost::container::small_vector<PageNumber, 64>& list) noexcept {
+    template <class PageList>
+    void return_to_os(PageList& list) noexcept {
         std::sort(list.begin(), list.end());
         for (std::size_t begin = 0, end; begin < list.size(); begin = end) {
             end = begin + 1;
@@ -557,6 +627,8 @@ private:
     std::size_t cold_pages_ = 0;
     std::uint64_t takes_ = 0;
     bool refill_wanted_ = false;       // woken, and not yet back asleep
+    bool purge_pending_ = false;       // warm pages beyond retain_pages, to purge at purge_at_
+    std::chrono::steady_clock::time_point purge_at_{};
     bool refill_failed_ = false;       // the OS refused the refill thread; not woken until a taker populates
     bool refill_unavailable_ = false;  // the thread could not be started
     bool stopping_ = false;            // the destructor runs
