@@ -349,7 +349,11 @@ private:
 
     void file_ready(std::uint32_t chunk) noexcept {
         chunks_[chunk].ready = true;
-        if (try_push(ready_chunks_, chunk)) return;
+        if (try_push(ready_chunks_, chunk)) {
+            // A taker's chunk: a refill thread asleep with no deadline starts its idle-release one.
+            if (ready_chunks_.size() == 1 && refill_thread_.joinable()) refill_wake_.notify_one();
+            return;
+        }
         // No memory to list it: back to the OS it goes (or, refused there too, it stays resident
         // and counted as spare, out of reach).
         chunks_[chunk].ready = false;
