@@ -2,9 +2,10 @@
 //
 // Objects go to the size class just above their size (size_classes.hpp) and are packed back to
 // back in that class's spans. Each class keeps its non-full spans in fullness groups and
-// allocates from the fullest, so sparse spans drain and empty spans go back to the OS at once.
-// compact() moves objects out of the emptiest spans into the fullest, then packs each class's
-// last partial span down to its lowest slots, and gives back every page left without objects.
+// allocates from the fullest, so sparse spans drain and empty spans go back to the page pool at
+// once. compact() moves objects out of the emptiest spans into the fullest, then packs each
+// class's last partial span down to its lowest slots, and gives back every page left without
+// objects.
 //
 // Memory per object: the 4-byte owner entry of its slot (which owner compaction must ask to move
 // it) and nothing else. zsmalloc spends 16 B: an in-object header and a handle slot, because the
