@@ -77,7 +77,7 @@ RunResult run_store(const PageSet& input, typename Store::compressor_type codec,
     for (std::size_t i = 0; i < pages && verified; ++i) {
         verified = failure.check("load", i, store.load(i, std::span<std::byte, page_size>(out.data(), page_size)));
         if (verified && std::memcmp(out.data(), input.page(i).data(), page_size) != 0) {
-            failure.check("load", i, zpage::Status(zpage::errc::corrupt_data), "read back other bytes");
+            failure.note("load", i, "read back other bytes");
             verified = false;
         }
     }

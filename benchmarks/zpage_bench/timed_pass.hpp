@@ -45,18 +45,18 @@ Clock::duration run_split(std::size_t pages, unsigned threads, Body&& body) {
 }
 
 // The first operation that failed, of any thread, said in one phrase for the user: which, on
-// which page, and why ("store of page 12: memory_limit").
+// which page, and why ("store of page 12: memory limit reached").
 class FirstFailure {
 public:
     // Passes `status` on as a bool, noting it if it is the first failure.
     template <class Status>
-    bool check(const char* op, std::size_t page, const Status& status, std::string_view why = {}) {
-        if (status) return true;
+    bool check(const char* op, std::size_t page, const Status& status) {
+        if (!status) note(op, page, status.message());
+        return static_cast<bool>(status);
+    }
+    void note(const char* op, std::size_t page, std::string_view why) {
         std::lock_guard guard(mutex_);
-        if (what_.empty())
-            what_ = std::string(op) + " of page " + std::to_string(page) + ": " +
-                    std::string(why.empty() ? status.message() : why);
-        return false;
+        if (what_.empty()) what_ = std::string(op) + " of page " + std::to_string(page) + ": " + std::string(why);
     }
     [[nodiscard]] std::string what() const {
         std::lock_guard guard(mutex_);
