@@ -103,19 +103,22 @@ TEST_CASE("storing threads that reclaim directly at once are never refused while
     zpage_test::Watchdog watchdog(5000ms, "storers reclaiming at once");
     constexpr std::size_t storers = 4;
     std::atomic<std::size_t> refused{0};
+    std::atomic<zpage::errc> first_error{zpage::errc::ok};
     std::vector<std::thread> threads;
     for (std::size_t t = 0; t < storers; ++t) {
         threads.emplace_back([&, t] {
             auto& me = watchdog.enroll("storer " + std::to_string(t));
             for (std::size_t i = t; i < pages.size(); i += storers) {
                 me.working("store", i);
-                refused += !store.store(i, pages[i]);
+                const zpage::Status s = store.store(i, pages[i]);
+                if (!s && refused++ == 0) first_error = s.error();
                 me.done();
             }
             watchdog.leave(me);
         });
     }
     for (auto& thread : threads) thread.join();
+    INFO("first refusal: " << zpage::to_string(first_error.load()));
     CHECK(refused.load() == 0);
     CHECK(store.reclaim_stats().allocstall > 0);
     CHECK(store.stats().mem_used_max <= limit);

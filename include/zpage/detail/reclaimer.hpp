@@ -63,14 +63,14 @@ public:
 
     // A store whose allocation hit the limit reclaims on its own thread: writes back the coldest
     // pages and compacts, aiming at the high mark. True when the store is worth retrying: this
-    // freed anything, or the high mark is free already (the background thread, or another direct
+    // freed anything, or found the high mark free (the background thread, or another direct
     // reclaim this one waited for, freed it since the store failed). Any thread, under no zpage
     // lock.
     bool reclaim_direct() noexcept {
         if (!config_.direct) return false;
         auto guard = lock_waiting_for(direct_mutex_, "direct reclaim mutex");
         count(stats_.allocstall);
-        return reclaim_toward_high(/*direct=*/true) || below_high();
+        return reclaim_toward_high(/*direct=*/true);
     }
 
     [[nodiscard]] ReclaimStats stats() const noexcept {
@@ -93,9 +93,10 @@ private:
 
     // Writes back and compacts until the high mark is free, nothing more can go, or stop(); a
     // direct reclaim does one round (a batch or what the deficit needs, then compaction), as the
-    // kernel's direct reclaim takes a cluster and lets the allocation try again. Returns whether
-    // it wrote back or compacted anything: what it freed, not the net change of mem_used_total,
-    // which other threads' stores raise meanwhile.
+    // kernel's direct reclaim takes a cluster and lets the allocation try again. Returns true when
+    // it wrote back or compacted anything, or found the high mark free: what it saw, not the net
+    // change of mem_used_total, or a second look at it, which other threads' stores raise
+    // meanwhile (a second look could report no room where the first found it).
     bool reclaim_toward_high(bool direct) noexcept {
         const std::size_t limit = store_.stats().mem_limit;
         if (limit == 0) return false;
@@ -104,7 +105,10 @@ private:
         bool progress = false;
         for (int round = 0; round < rounds && !stopping(); ++round) {
             const Stats s = store_.stats();
-            if (s.mem_used_total <= target) break;
+            if (s.mem_used_total <= target) {
+                progress = true;
+                break;
+            }
             const std::size_t in_memory = s.orig_data_size / Store::page_size - s.same_pages -
                                           store_.engine_.stats().written_back_pages;
             const WritebackResult written =
