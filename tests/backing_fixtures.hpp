@@ -71,6 +71,7 @@ struct BackingOptions {
     std::size_t max_batch_records = 0;
     std::size_t io_bytes = 0;
     unsigned max_in_flight = 0;
+    std::size_t buffer_bytes = 0;  // file stores only
     std::optional<std::uint64_t> retain_freed_bytes = std::nullopt;  // 0: punch in free()
 };
 
@@ -90,6 +91,7 @@ struct FileAio {  // FileBackingStore with O_DIRECT and native AIO, on the tempo
         if (o.max_batch_records != 0) c.max_batch_records = o.max_batch_records;
         if (o.io_bytes != 0) c.io_bytes = o.io_bytes;
         if (o.max_in_flight != 0) c.max_in_flight = o.max_in_flight;
+        if (o.buffer_bytes != 0) c.buffer_bytes = o.buffer_bytes;
         if (o.retain_freed_bytes) c.retain_freed_bytes = *o.retain_freed_bytes;
         t.store = std::make_unique<store_type>(c);
     }

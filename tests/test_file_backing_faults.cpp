@@ -20,10 +20,13 @@ struct Case {
 
 // Writes one batch of ~20 blocks in 4 KiB requests (so a failure comes while others are in
 // flight) under `c`, then checks that nothing of it stayed and that the store works on.
+// With a buffer of 8 KiB the batch goes out in parts of two blocks: the failure comes in a later
+// part, after earlier parts were written.
 template <class Maker>
-void check_failed_batch(const Case& c) {
+void check_failed_batch(const Case& c, std::size_t buffer_bytes = 0) {
     CAPTURE(c.name);
-    zpage_test::BackingUnderTest<Maker> b({.io_bytes = 4096, .max_in_flight = 4});
+    CAPTURE(buffer_bytes);
+    zpage_test::BackingUnderTest<Maker> b({.io_bytes = 4096, .max_in_flight = 4, .buffer_bytes = buffer_bytes});
     const auto records = zpage_test::make_records(80, 7);
     std::vector<zpage::BackingLocation> at(records.size());
     REQUIRE(b->write(zpage_test::spans_of(records, 0, 20), std::span(at).first(20)).ok());
@@ -59,13 +62,34 @@ TEST_CASE_TEMPLATE("a failed or short write fails the whole batch and leaves not
         {"EDQUOT below the store", Call::write, {.error = EDQUOT}, 2, zpage::errc::no_space},
         {"a short write", Call::write, {.short_transfer = true}, 4, zpage::errc::io_error},
     };
-    for (const Case& c : cases) check_failed_batch<Maker>(c);
+    for (const Case& c : cases) {
+        check_failed_batch<Maker>(c);
+        check_failed_batch<Maker>(c, 2 * 4096);
+    }
     if (aio) {
         check_failed_batch<Maker>(
             {"EIO from io_submit itself", Call::submit, {.error = EIO}, 0, zpage::errc::io_error});
         check_failed_batch<Maker>(
             {"io_submit refused after a first submission", Call::submit, {.error = EBADF}, 1, zpage::errc::io_error});
     }
+}
+
+TEST_CASE_TEMPLATE("a batch longer than the buffer goes out in parts, packed as one, and reads back", Maker,
+                   zpage_test::FileAio, zpage_test::FilePwrite) {
+    zpage_test::BackingUnderTest<Maker> b({.buffer_bytes = 3 * 4096});
+    const auto records = zpage_test::make_records(200, 11);
+    std::vector<zpage::BackingLocation> at(records.size());
+    REQUIRE(b->write(zpage_test::spans_of(records, 0, 200), at).ok());
+    std::uint64_t bytes = 0;
+    for (const auto& r : records) bytes += r.bytes.size();
+    CHECK(bytes > 10 * 3 * 4096);  // many parts
+    // Records are packed back to back within a part; each part pads its last block.
+    const std::uint64_t blocks = b->stats().bd_writes;
+    CHECK(blocks * 4096 >= bytes);
+    CHECK(blocks < bytes / 4096 + records.size());
+    CHECK(b->stats().bd_count == blocks);
+    for (std::size_t i = 0; i < records.size(); ++i) zpage_test::check_reads_back(*b, at[i], records[i]);
+    CHECK_THROWS_AS(zpage_test::BackingUnderTest<Maker>({.buffer_bytes = 4096}), std::invalid_argument);
 }
 
 TEST_CASE("a failed or short read is io_error and counted; the next read succeeds") {

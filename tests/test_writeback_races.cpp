@@ -25,7 +25,7 @@ TEST_CASE_TEMPLATE("writeback, loads, stores, erases and compaction race without
         config.reclaim = zpage::ReclaimConfig::balanced();
     }
     zpage_test::MemoryBacked store(config, zpage::Lz4{},
-                                   {.backing = &disk, .options = {.format = format, .batch_pages = 16}});
+                                   {.backing = &disk, .options = {.format = format, .batch_bytes = 16 << 10}});
     const std::size_t storers =
         zpage::detail::StreamPool<zpage::Lz4>::default_slot_count() + (reclaiming ? 2 : 0);
     const std::uint64_t seed = zpage_test::test_seed();

@@ -74,6 +74,7 @@ public:
     // Precondition: ok().
     [[nodiscard]] constexpr const T& value() const noexcept { return value_; }
     [[nodiscard]] constexpr const T& operator*() const noexcept { return value_; }
+    [[nodiscard]] constexpr const T* operator->() const noexcept { return &value_; }
 
 private:
     T value_{};

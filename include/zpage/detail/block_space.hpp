@@ -88,17 +88,25 @@ public:
         return unpunched_count_.load(std::memory_order_relaxed);
     }
 
-    // Writer only. Places records of the given lengths, in order, fills locations[i] (byte
-    // offsets) and extents[0 .. n), and returns n, the number of extents (at most lengths.size(),
-    // which extents must hold). The extents' blocks are claimed: they count in bd_count and stay
-    // out of later batches until the records are freed or the batch is abandoned. Returns
-    // no_space, with nothing claimed, when a record finds no room.
+    // What place() placed: the first `records` of its lengths, in `extents` runs of blocks.
+    struct Placement {
+        std::size_t records = 0;
+        std::size_t extents = 0;
+    };
+
+    // Writer only. Places records of the given lengths, in order, while their runs of blocks total
+    // at most max_blocks (which must hold a run of the longest record), fills locations[i] (byte
+    // offsets) and extents[0 .. n), and returns how many records it placed in how many extents
+    // (n <= records placed; extents must hold lengths.size()). The extents' blocks are claimed:
+    // they count in bd_count and stay out of later batches until the records are freed or the
+    // batch is abandoned. Returns no_space, with nothing claimed, when a record finds no room.
     template <class Lengths>
-    [[nodiscard]] Result<std::size_t> place(const Lengths& lengths, std::span<std::uint64_t> locations,
-                                            std::span<Extent> extents) noexcept {
+    [[nodiscard]] Result<Placement> place(const Lengths& lengths, std::span<std::uint64_t> locations,
+                                          std::span<Extent> extents, std::uint64_t max_blocks = npos) noexcept {
         ZPAGE_ASSERT(locations.size() >= std::size(lengths) && extents.size() >= std::size(lengths));
         std::size_t n = 0;
         std::uint64_t filled = 0;  // bytes of records in the current extent, extents[n - 1]
+        std::uint64_t claimed = 0;  // blocks of extents[0 .. n)
         std::uint64_t from = cursor_;
         std::size_t i = 0;
         for (const auto& length_of : lengths) {
@@ -110,20 +118,28 @@ public:
                 const std::uint64_t end = e.first_block + e.blocks;
                 if (needed <= e.blocks) {
                     fits = true;
+                } else if (claimed + (needed - e.blocks) > max_blocks) {
+                    break;
                 } else if (e.first_block + needed <= blocks_ && next_used(end, e.first_block + needed) == npos) {
                     claim(end, needed - e.blocks);
+                    claimed += needed - e.blocks;
                     e.blocks = needed;
                     fits = true;
                 }
             }
             if (!fits) {
                 const std::uint64_t run = blocks_for(length);
+                if (claimed + run > max_blocks) {
+                    ZPAGE_ASSERT(i != 0);  // max_blocks holds a run of any one record
+                    break;
+                }
                 const std::uint64_t first = find_run(run, from);
                 if (first == npos) {
                     abandon_claims(extents.first(n));
                     return errc::no_space;
                 }
                 claim(first, run);
+                claimed += run;
                 extents[n++] = Extent{first, run};
                 filled = 0;
             }
@@ -140,7 +156,7 @@ public:
         }
         reuse(extents.first(n));
         if (n != 0) cursor_ = from >= blocks_ ? 0 : from;
-        return n;
+        return Placement{i, n};
     }
 
     // Writer only. Gives back the blocks of a batch placed but not written (its I/O failed):

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -24,27 +25,35 @@ public:
     static constexpr std::size_t block_bytes = BlockSpace::block_bytes;
 
     // `writer_site` (a string literal) names the writer's lock in waiting_for(). retain_freed_bytes
-    // 0: free() punches what it empties itself (block_space.hpp). Throws std::bad_alloc.
+    // 0: free() punches what it empties itself (block_space.hpp). put_bytes: the most one put()
+    // takes, in blocks of the batch's runs (a store's I/O buffer; at least a run of the longest
+    // record); a longer batch goes out in several. Throws std::bad_alloc.
     PackedStore(std::uint64_t capacity_bytes, std::size_t max_record_bytes, std::size_t max_batch_records,
-                std::uint64_t retain_freed_bytes, const char* writer_site)
+                std::uint64_t retain_freed_bytes, const char* writer_site,
+                std::uint64_t put_bytes = std::numeric_limits<std::uint64_t>::max())
         : capacity_bytes_(capacity_bytes / block_bytes * block_bytes),
           max_record_bytes_(max_record_bytes),
           max_batch_records_(max_batch_records),
           retain_freed_bytes_(retain_freed_bytes),
+          put_blocks_(put_bytes / block_bytes),
           writer_site_(writer_site),
           space_(capacity_bytes / block_bytes, retain_freed_bytes == 0),
-          extents_(std::make_unique<Extent[]>(max_batch_records)) {}
+          extents_(std::make_unique<Extent[]>(max_batch_records)) {
+        ZPAGE_ASSERT(put_blocks_ >= BlockSpace::blocks_for(max_record_bytes));
+    }
 
     [[nodiscard]] std::uint64_t capacity_bytes() const noexcept { return capacity_bytes_; }
     [[nodiscard]] std::size_t max_record_bytes() const noexcept { return max_record_bytes_; }
     [[nodiscard]] std::size_t max_batch_records() const noexcept { return max_batch_records_; }
     [[nodiscard]] std::uint64_t retained_bytes() const noexcept { return space_.unpunched_blocks() * block_bytes; }
 
-    // BackingStore::write around put(extents) -> Status, which writes the placed records (their
-    // locations filled) to the device, under the writer's lock. Before placing, retained space
-    // beyond retain_freed_bytes is given back, a few runs of it (punch); when put fails, the batch's
-    // blocks are punched (it may have written some) and free again. invalid_argument, no_space, or
-    // what put returns.
+    // BackingStore::write around put(records, locations, extents) -> Status, which writes placed
+    // records (their locations filled, in those runs of blocks, at most put_bytes of them) to the
+    // device, under the writer's lock; a batch longer than that is placed and put in several parts,
+    // each part's runs apart from the others'. Before placing, retained space beyond
+    // retain_freed_bytes is given back, a few runs of it (punch); when placing or a put fails, the
+    // batch's blocks, every part's, are punched (a put may have written some) and free again: all
+    // or nothing. invalid_argument, no_space, or what put returns.
     template <class Put, class Punch>
     Status write(std::span<const std::span<const std::byte>> records, std::span<BackingLocation> locations, Put&& put,
                  Punch&& punch) noexcept {
@@ -54,16 +63,26 @@ public:
         if (records.empty()) return {};
         const auto lock = lock_writer();
         if (retained_bytes() > retain_freed_bytes_) space_.punch_freed(BlockSpace::punch_calls_per_batch, punch);
-        const Result<std::size_t> placed =
-            space_.place(records, locations, std::span<Extent>(extents_.get(), max_batch_records_));
-        if (!placed) return failed(Counter::failed_writes, placed.error());
-        const std::span<const Extent> extents(extents_.get(), *placed);
-        if (const Status s = put(extents); !s) {
-            space_.abandon(extents, punch);
-            return failed(Counter::failed_writes, s.error());
+        const std::span<Extent> extents(extents_.get(), max_batch_records_);
+        std::size_t done = 0, used = 0;  // records and extents of the parts put so far
+        while (done < records.size()) {
+            const Result<BlockSpace::Placement> placed =
+                space_.place(records.subspan(done), locations.subspan(done), extents.subspan(used), put_blocks_);
+            Status s = placed.status();
+            if (s) {
+                s = put(records.subspan(done, placed->records), locations.subspan(done, placed->records),
+                        std::span<const Extent>(extents.subspan(used, placed->extents)));
+                if (!s) used += placed->extents;
+            }
+            if (!s) {
+                space_.abandon(std::span<const Extent>(extents.first(used)), punch);
+                return failed(Counter::failed_writes, s.error());
+            }
+            done += placed->records;
+            used += placed->extents;
         }
         std::uint64_t blocks = 0;
-        for (const Extent& e : extents) blocks += e.blocks;
+        for (const Extent& e : extents.first(used)) blocks += e.blocks;
         counters_.add(Counter::writes, static_cast<std::int64_t>(blocks));
         return {};
     }
@@ -124,6 +143,7 @@ private:
     const std::size_t max_record_bytes_;
     const std::size_t max_batch_records_;
     const std::uint64_t retain_freed_bytes_;
+    const std::uint64_t put_blocks_;
     const char* const writer_site_;
     BlockSpace space_;
     StripedCounters<Counter> counters_;

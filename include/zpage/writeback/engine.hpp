@@ -138,9 +138,12 @@ public:
             throw std::invalid_argument("zpage::Writeback: the backing store's max_record_bytes (" +
                                         std::to_string(backing_->max_record_bytes()) + ") is under a record of a page (" +
                                         std::to_string(max_record) + ")");
-        batch_pages_ = std::min(options_.batch_pages, backing_->max_batch_records());
-        if (batch_pages_ == 0) throw std::invalid_argument("zpage::WritebackOptions: batch_pages must be at least 1");
-        buffer_ = std::make_unique<std::byte[]>(batch_pages_ * max_record);
+        if (options_.batch_bytes < max_record)
+            throw std::invalid_argument("zpage::WritebackOptions: batch_bytes (" + std::to_string(options_.batch_bytes) +
+                                        ") is under a record of a page (" + std::to_string(max_record) + ")");
+        batch_pages_ = backing_->max_batch_records();
+        if (batch_pages_ == 0) throw std::invalid_argument("zpage::Writeback: the backing store takes no records");
+        buffer_ = std::make_unique<std::byte[]>(options_.batch_bytes);
         batch_.reserve(batch_pages_);
         records_.reserve(batch_pages_);
         locations_.resize(batch_pages_);
@@ -317,6 +320,7 @@ private:
                 continue;
             }
             const std::size_t payload = options_.format == WritebackFormat::page ? page_size : r.size();
+            if (offset + record_bytes(payload) > options_.batch_bytes) break;  // the next batch takes it
             if (limited && offset + record_bytes(payload) > allowed_bytes) {
                 limit_hit_ = true;
                 break;
@@ -471,10 +475,10 @@ private:
     Store& store_;
     backing_type* backing_ = nullptr;
     WritebackOptions options_{};
-    std::size_t batch_pages_ = 0;
+    std::size_t batch_pages_ = 0;  // the backing store's max_batch_records()
 
     std::mutex batch_mutex_;  // one batch at a time; guards everything below up to hand_
-    std::unique_ptr<std::byte[]> buffer_;  // batch_pages_ records of up to a page each
+    std::unique_ptr<std::byte[]> buffer_;  // options_.batch_bytes of records
     std::vector<Candidate> batch_;
     std::vector<std::span<const std::byte>> records_;
     std::vector<BackingLocation> locations_;

@@ -38,9 +38,9 @@
 // drops the pages it read.
 //
 // Memory: 576 KiB per GiB of backing store for the block bookkeeping (2 bits and a 2-byte count
-// per 4 KiB block, 0.05%), plus the batch buffer of max_batch_records x max_record_bytes rounded
-// up to 4 KiB (2 MiB with the defaults: each record may start a new run of blocks), plus one
-// read buffer per thread that reads (12 KiB for records of 4 KiB pages).
+// per 4 KiB block, 0.05%), plus the batch buffer (buffer_bytes, 4 MiB) and 16 B per record of
+// max_batch_records for the batch's runs of blocks, plus one read buffer per thread that reads
+// (12 KiB for records of 4 KiB pages).
 //
 // Locks: a std::mutex serialises writers (held across a batch's I/O; "FileBackingStore writer").
 // Readers and free() take no lock: the block bookkeeping is atomic (see block_space.hpp), and a
@@ -78,9 +78,11 @@ struct FileBackingConfig {
     // Bytes per write request, a multiple of 4 KiB. 1 MiB, dd's block: on the project's test
     // machine (a virtio disk) a request costs about 0.1 ms beyond its bytes, however many are in
     // flight, so in three runs 1 MiB requests wrote at 0.61-1.07 of `dd bs=1M oflag=direct` and
-    // 128 KiB ones at 0.19-0.80 (bench_backing_store; a run in the README). A batch of 256
-    // compressed pages (~0.55 MiB) is then one request.
+    // 128 KiB ones at 0.19-0.80 (bench_backing_store; a run in the README).
     std::size_t io_bytes = std::size_t{1} << 20;
+    // The batch buffer, a multiple of 4 KiB that holds a record of max_record_bytes: a write()
+    // whose records take more blocks goes out in parts of this size, one after the other.
+    std::size_t buffer_bytes = std::size_t{4} << 20;
     // Write requests in flight at once (native AIO). Like zram's writeback_batch_size, it trades
     // the device's queue depth against one batch's latency.
     unsigned max_in_flight = 8;
@@ -89,7 +91,7 @@ struct FileBackingConfig {
     // The longest record write() takes: a 4 KiB page stored raw, with its record header.
     std::size_t max_record_bytes = record_bytes(4096);
     // The most records one write() takes.
-    std::size_t max_batch_records = 256;
+    std::size_t max_batch_records = 4096;
     // Freed space kept allocated for later batches rather than punched at once (see above); 0:
     // free() punches what it empties itself.
     std::uint64_t retain_freed_bytes = std::uint64_t{32} << 20;
@@ -105,6 +107,9 @@ struct FileBackingConfig {
         if (max_in_flight == 0 || max_in_flight > max_requests_in_flight)
             fail("max_in_flight must be in [1, " + std::to_string(max_requests_in_flight) + "]");
         if (max_record_bytes == 0 || max_record_bytes > max_io_bytes) fail("max_record_bytes must be in [1, 64 MiB]");
+        if (buffer_bytes % detail::file_io::block_bytes != 0 || buffer_bytes > max_io_bytes ||
+            buffer_bytes < detail::BlockSpace::blocks_for(max_record_bytes) * detail::file_io::block_bytes)
+            fail("buffer_bytes must be a multiple of 4096 in [a record of max_record_bytes, 64 MiB]");
         if (max_batch_records == 0 || max_batch_records > max_records_per_batch)
             fail("max_batch_records must be in [1, " + std::to_string(max_records_per_batch) + "]");
         if (max_bytes != 0 && max_bytes / 4096 < (max_record_bytes + 4095) / 4096)
@@ -152,9 +157,8 @@ public:
         : config_(validated(std::move(config))),
           backing_(open_backing(config_)),
           books_(backing_.capacity_bytes, config_.max_record_bytes, config_.max_batch_records,
-                 config_.retain_freed_bytes, "FileBackingStore writer"),
-          buffer_bytes_(config_.max_batch_records * detail::BlockSpace::blocks_for(config_.max_record_bytes) *
-                        block_bytes),
+                 config_.retain_freed_bytes, "FileBackingStore writer", config_.buffer_bytes),
+          buffer_bytes_(config_.buffer_bytes),
           buffer_(static_cast<std::byte*>(std::aligned_alloc(block_bytes, buffer_bytes_))),
           ios_(std::make_unique<Io[]>(buffer_bytes_ / block_bytes)),
           requests_(std::make_unique<iocb[]>(buffer_bytes_ / block_bytes)),
@@ -198,8 +202,9 @@ public:
     // See BackingStore (backing_store.hpp). io_error, no_space, invalid_argument. Any thread;
     // writers wait for each other on a std::mutex held across the batch's I/O.
     Status write(std::span<const std::span<const std::byte>> records, std::span<BackingLocation> locations) noexcept {
-        const auto put = [&](std::span<const Extent> extents) {
-            const std::size_t ios = pack(records, locations, extents);
+        const auto put = [&](std::span<const std::span<const std::byte>> part, std::span<const BackingLocation> at,
+                             std::span<const Extent> extents) {
+            const std::size_t ios = pack(part, at, extents);
             const Status written = native_aio() ? write_native(ios) : write_sequential(ios);
             if (written && !backing_.direct) drop_written(extents);
             return written;
@@ -308,8 +313,9 @@ private:
         return Backing{std::move(fd), block_device, direct, capacity};
     }
 
-    // Copies the records into the batch buffer, each extent from a 4 KiB boundary of it, zeroes
-    // the padding, and cuts the extents into requests of at most io_bytes. Returns their number.
+    // Copies a part's records into the batch buffer, each extent from a 4 KiB boundary of it,
+    // zeroes the padding, and cuts the extents into requests of at most io_bytes. Returns their
+    // number.
     std::size_t pack(std::span<const std::span<const std::byte>> records, std::span<const BackingLocation> locations,
                      std::span<const Extent> extents) noexcept {
         std::size_t e = 0, buffer_offset = 0;

@@ -40,7 +40,7 @@ struct MemoryBackingConfig {
     // The longest record write() takes: a 4 KiB page stored raw, with its record header.
     std::size_t max_record_bytes = record_bytes(4096);
     // The most records one write() takes.
-    std::size_t max_batch_records = 256;
+    std::size_t max_batch_records = 4096;
     // Freed memory kept for later batches rather than given back at once; 0: free() gives back
     // what it empties itself.
     std::uint64_t retain_freed_bytes = std::uint64_t{2} << 20;
@@ -115,8 +115,9 @@ public:
     // (what the OS refuses later is a fault, as for any memory). Any thread; writers wait for each
     // other on a std::mutex.
     Status write(std::span<const std::span<const std::byte>> records, std::span<BackingLocation> locations) noexcept {
-        const auto put = [&](std::span<const detail::PackedStore::Extent>) {
-            for (std::size_t i = 0; i < records.size(); ++i) detail::store_relaxed(arena_ + locations[i], records[i]);
+        const auto put = [&](std::span<const std::span<const std::byte>> part, std::span<const BackingLocation> at,
+                             std::span<const detail::PackedStore::Extent>) {
+            for (std::size_t i = 0; i < part.size(); ++i) detail::store_relaxed(arena_ + at[i], part[i]);
             return Status{};
         };
         return books_.write(records, locations, put, decommit_fn());

@@ -33,9 +33,11 @@ struct WritebackOptions {
     // A load of a written-back page stores it in memory again and frees its record (it is being
     // used); otherwise it stays on the backing store, as zram leaves it.
     bool bring_back_on_load = true;
-    // Pages per write to the backing store (at most its max_batch_records()); each batch is one
-    // run of blocks, written as the backing store's I/Os.
-    std::size_t batch_pages = 256;
+    // Bytes of records per write to the backing store, at least a record of a page: a batch ends
+    // before the record that would pass it, or at the backing store's max_batch_records(). Each
+    // batch is one write, as the backing store's I/Os (FileBackingStore: requests of 1 MiB, dd's
+    // block, several in flight). The engine holds a buffer of this size.
+    std::size_t batch_bytes = std::size_t{2} << 20;
 };
 
 template <BackingStore B>
