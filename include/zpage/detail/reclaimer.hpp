@@ -125,8 +125,8 @@ private:
     }
 
     // The least a round writes back: a full batch, so that the backing store sees large writes
-    // (FileBackingStore: 2 MiB batches write at 2-3x the speed of 0.2 MiB ones), but no more than
-    // an eighth of the limit, so that a small budget is not emptied far below its high mark.
+    // (a disk charges per request: the README's writeback table), but no more than an eighth of
+    // the limit, so that a small budget is not emptied far below its high mark.
     std::size_t round_bytes(std::size_t limit) const noexcept {
         return std::min(store_.engine_.options().batch_bytes, limit / 8);
     }
