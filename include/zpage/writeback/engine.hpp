@@ -141,12 +141,12 @@ public:
         if (options_.batch_bytes < max_record)
             throw std::invalid_argument("zpage::WritebackOptions: batch_bytes (" + std::to_string(options_.batch_bytes) +
                                         ") is under a record of a page (" + std::to_string(max_record) + ")");
-        batch_pages_ = backing_->max_batch_records();
-        if (batch_pages_ == 0) throw std::invalid_argument("zpage::Writeback: the backing store takes no records");
+        max_records_ = backing_->max_batch_records();
+        if (max_records_ == 0) throw std::invalid_argument("zpage::Writeback: the backing store takes no records");
         buffer_ = std::make_unique<std::byte[]>(options_.batch_bytes);
-        batch_.reserve(batch_pages_);
-        records_.reserve(batch_pages_);
-        locations_.resize(batch_pages_);
+        batch_.reserve(max_records_);
+        records_.reserve(max_records_);
+        locations_.resize(max_records_);
         if (options_.format == WritebackFormat::page) decode_context_.emplace(store_.compressor().make_decompress_context());
     }
 
@@ -162,7 +162,7 @@ public:
         const Timed timed(*this, result);
         std::size_t index = std::min(request.first, last);
         while (index < last && result.pages < request.max_pages && result.status) {
-            const std::size_t room = std::min(batch_pages_, request.max_pages - result.pages);
+            const std::size_t room = std::min(max_records_, request.max_pages - result.pages);
             index = collect(index, last, room, [&](const PageRecord& r) noexcept { return selected(r, request.select); });
             if (batch_.empty()) {  // the range is done, or the limit allows nothing more
                 result.limit_reached = std::exchange(limit_hit_, false);
@@ -185,7 +185,7 @@ public:
         while (result.pages < pages && budget != 0 && result.status) {
             const std::size_t from = hand_;
             const std::size_t span = std::min(budget, capacity - from);
-            const std::size_t room = std::min(batch_pages_, pages - result.pages);
+            const std::size_t room = std::min(max_records_, pages - result.pages);
             const std::size_t to = collect(from, from + span, room, [](const PageRecord& r) noexcept {
                 return r.has(PageFlag::idle);
             }, /*age=*/true);
@@ -475,7 +475,7 @@ private:
     Store& store_;
     backing_type* backing_ = nullptr;
     WritebackOptions options_{};
-    std::size_t batch_pages_ = 0;  // the backing store's max_batch_records()
+    std::size_t max_records_ = 0;  // per batch: the backing store's max_batch_records()
 
     std::mutex batch_mutex_;  // one batch at a time; guards everything below up to hand_
     std::unique_ptr<std::byte[]> buffer_;  // options_.batch_bytes of records
