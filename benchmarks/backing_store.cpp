@@ -79,6 +79,10 @@ std::filesystem::path bench_file(const char* stem) {
            (std::string(stem) + "-" + std::to_string(::getpid()) + ".tmp");
 }
 
+struct FreeDeleter {
+    void operator()(void* p) const noexcept { std::free(p); }
+};
+
 double mib(std::size_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
 
 double baseline_mib_s = 0;  // dd_direct_1M's, measured first
@@ -95,7 +99,7 @@ void set_counters(benchmark::State& state, double seconds, bool baseline) {
 void BM_DdDirect1M(benchmark::State& state) {
     const Records& r = records();
     const std::size_t blocks = (r.total + dd_block_bytes - 1) / dd_block_bytes;
-    std::unique_ptr<std::byte[], zpage::detail::FreeDeleter> packed(
+    std::unique_ptr<std::byte[], FreeDeleter> packed(
         static_cast<std::byte*>(std::aligned_alloc(4096, blocks * dd_block_bytes)));
     std::size_t at = 0;
     for (const auto& b : r.bytes) {

@@ -38,9 +38,10 @@
 // drops the pages it read.
 //
 // Memory: 576 KiB per GiB of backing store for the block bookkeeping (2 bits and a 2-byte count
-// per 4 KiB block, 0.05%), plus the batch buffer (buffer_bytes, 4 MiB) and 16 B per record of
-// max_batch_records for the batch's runs of blocks, plus one read buffer per thread that reads
-// (12 KiB for records of 4 KiB pages).
+// per 4 KiB block, 0.05%), plus the batch buffer (buffer_bytes, 4 MiB, rounded up to 2 MiB,
+// resident from construction, in huge pages where the kernel gives them: detail::IoBuffer) and
+// 16 B per record of max_batch_records for the batch's runs of blocks, plus one read buffer per
+// thread that reads (12 KiB for records of 4 KiB pages).
 //
 // Locks: a std::mutex serialises writers (held across a batch's I/O; "FileBackingStore writer").
 // Readers and free() take no lock: the block bookkeeping is atomic (see block_space.hpp), and a
@@ -61,6 +62,7 @@
 #include <utility>
 
 #include "../detail/file_io.hpp"
+#include "../detail/os.hpp"
 #include "../detail/packed_store.hpp"
 #include "backing_store.hpp"
 #include "record.hpp"
@@ -143,8 +145,34 @@ namespace detail {
     return buffer.data;
 }
 
-struct FreeDeleter {
-    void operator()(void* p) const noexcept { std::free(p); }
+// The batch buffer: aligned to 2 MiB and backed by transparent huge pages where the kernel gives
+// them (MADV_HUGEPAGE; "madvise" or "always" in /sys/kernel/mm/transparent_hugepage/enabled), so
+// that an O_DIRECT request from it is one run of physical memory. From 4 KiB pages a 1 MiB request
+// is 256 scatter-gather segments, more than a virtio disk takes in one (max_segments 254 on the
+// project's test machine): 1 MiB O_DIRECT writes with 2 in flight ran at 0.95-1.18 GB/s from
+// 4 KiB pages and 4.47-4.53 GB/s from a huge page there. Populated at construction.
+class IoBuffer {
+public:
+    // Throws std::bad_alloc.
+    explicit IoBuffer(std::size_t bytes)
+        : bytes_((bytes + os::huge_page_bytes - 1) / os::huge_page_bytes * os::huge_page_bytes),
+          data_(os::reserve_huge_aligned(bytes_)) {
+        if (data_ == nullptr) throw std::bad_alloc();
+        static_cast<void>(os::advise_huge_pages(data_, bytes_));
+        if (!os::populate(data_, bytes_)) {
+            os::release(data_, bytes_);
+            throw std::bad_alloc();
+        }
+    }
+    ~IoBuffer() { os::release(data_, bytes_); }
+    IoBuffer(const IoBuffer&) = delete;
+    IoBuffer& operator=(const IoBuffer&) = delete;
+
+    [[nodiscard]] std::byte* get() const noexcept { return data_; }
+
+private:
+    const std::size_t bytes_;
+    std::byte* const data_;
 };
 }  // namespace detail
 
@@ -159,12 +187,11 @@ public:
           books_(backing_.capacity_bytes, config_.max_record_bytes, config_.max_batch_records,
                  config_.retain_freed_bytes, "FileBackingStore writer", config_.buffer_bytes),
           buffer_bytes_(config_.buffer_bytes),
-          buffer_(static_cast<std::byte*>(std::aligned_alloc(block_bytes, buffer_bytes_))),
+          buffer_(buffer_bytes_),
           ios_(std::make_unique<Io[]>(buffer_bytes_ / block_bytes)),
           requests_(std::make_unique<iocb[]>(buffer_bytes_ / block_bytes)),
           request_pointers_(std::make_unique<iocb*[]>(buffer_bytes_ / block_bytes)),
           events_(std::make_unique<io_event[]>(config_.max_in_flight)) {
-        if (buffer_ == nullptr) throw std::bad_alloc();
         native_aio_.store(aio_.setup(config_.max_in_flight), std::memory_order_relaxed);
     }
 
@@ -457,7 +484,7 @@ private:
 
     // The writer's, under books_' writer lock: the batch buffer, its requests, their completions.
     const std::size_t buffer_bytes_;
-    std::unique_ptr<std::byte[], detail::FreeDeleter> buffer_;
+    detail::IoBuffer buffer_;
     std::unique_ptr<Io[]> ios_;
     std::unique_ptr<iocb[]> requests_;
     std::unique_ptr<iocb*[]> request_pointers_;
