@@ -109,10 +109,10 @@ private:
                 progress = true;
                 break;
             }
-            const std::size_t in_memory = s.orig_data_size / Store::page_size - s.same_pages -
-                                          store_.engine_.stats().written_back_pages;
-            const WritebackResult written = store_.engine_.write_back_coldest(
-                pages_for(s.compr_data_size, in_memory, s.mem_used_total - target, round_bytes(limit)));
+            // A quarter more than the deficit, for the holes compaction cannot close at once.
+            const std::size_t deficit = s.mem_used_total - target;
+            const WritebackResult written =
+                store_.engine_.write_back_coldest(std::max(deficit + deficit / 4, round_bytes(limit)));
             count(direct ? stats_.pgsteal_direct : stats_.pgsteal_kswapd, written.pages);
             const CompactionResult compacted = store_.compact();
             if (written.pages == 0 && compacted.pages_freed == 0) {
@@ -124,21 +124,11 @@ private:
         return progress;
     }
 
-    // The least a round writes back: a full batch, so that the backing store sees large writes
-    // (a disk charges per request: the README's writeback table), but no more than an eighth of
-    // the limit, so that a small budget is not emptied far below its high mark.
+    // The least stored bytes a round writes back: a full batch, so that the backing store sees
+    // large writes (a disk charges per request: the README's writeback table), but no more than an
+    // eighth of the limit, so that a small budget is not emptied far below its high mark.
     std::size_t round_bytes(std::size_t limit) const noexcept {
         return std::min(store_.engine_.options().batch_bytes, limit / 8);
-    }
-
-    // Pages to write back to free `deficit` bytes, plus a quarter for the holes compaction cannot
-    // close at once, and at least `least` bytes of them: by the average stored size of the pages
-    // in memory.
-    static std::size_t pages_for(std::uint64_t compr_bytes, std::uint64_t in_memory_pages, std::size_t deficit,
-                                 std::size_t least) noexcept {
-        const std::uint64_t average =
-            in_memory_pages == 0 ? Store::page_size : std::max<std::uint64_t>(1, compr_bytes / in_memory_pages);
-        return std::max<std::size_t>(1, std::max(deficit + deficit / 4, least) / average);
     }
 
     bool stopping() const noexcept { return stopping_.load(std::memory_order_relaxed); }

@@ -173,22 +173,23 @@ public:
         return result;
     }
 
-    // Writes back up to `pages` of the coldest pages, by CLOCK over the idle flags: the hand
-    // sweeps the table; an idle page goes, any other page in memory is flagged idle (its second
-    // chance: an access before the hand comes round again clears the flag). At most two sweeps.
-    WritebackResult write_back_coldest(std::size_t pages) noexcept {
+    // Writes back the coldest pages, by CLOCK over the idle flags, until their stored bytes (their
+    // objects' sizes: what leaves memory) reach `stored_bytes`: the hand sweeps the table; an idle
+    // page goes, any other page in memory is flagged idle (its second chance: an access before the
+    // hand comes round again clears the flag). At most two sweeps.
+    WritebackResult write_back_coldest(std::size_t stored_bytes) noexcept {
         WritebackResult result;
         auto batch_lock = lock_waiting_for(batch_mutex_, "writeback batch mutex");
         const Timed timed(*this, result);
         const std::size_t capacity = store_.capacity();
         std::size_t budget = 2 * capacity;  // entries the hand may pass
-        while (result.pages < pages && budget != 0 && result.status) {
+        std::size_t stored = 0;             // of the batches written
+        while (stored < stored_bytes && budget != 0 && result.status) {
             const std::size_t from = hand_;
             const std::size_t span = std::min(budget, capacity - from);
-            const std::size_t room = std::min(max_records_, pages - result.pages);
-            const std::size_t to = collect(from, from + span, room, [](const PageRecord& r) noexcept {
+            const std::size_t to = collect(from, from + span, max_records_, [](const PageRecord& r) noexcept {
                 return r.has(PageFlag::idle);
-            }, /*age=*/true);
+            }, /*age=*/true, stored_bytes - stored);
             budget -= to - from;
             hand_ = to == capacity ? 0 : to;
             if (batch_.empty()) {  // a stretch with nothing idle (now aged), or the limit
@@ -198,6 +199,7 @@ public:
                 }
                 continue;
             }
+            for (const Candidate& c : batch_) stored += c.record.size();
             if (!flush(result)) break;
         }
         return result;
@@ -302,16 +304,18 @@ private:
     }
 
     // Candidates from [from, to) into the batch, at most `room` of them and no more than the
-    // writeback limit allows; with `age`, pages in memory that are not taken are flagged idle.
-    // Returns where it stopped. Batch mutex held.
+    // writeback limit allows, until their stored bytes reach `stored_room`; with `age`, pages in
+    // memory that are not taken are flagged idle. Returns where it stopped. Batch mutex held.
     template <class Select>
-    std::size_t collect(std::size_t from, std::size_t to, std::size_t room, Select&& take, bool age = false) noexcept {
+    std::size_t collect(std::size_t from, std::size_t to, std::size_t room, Select&& take, bool age = false,
+                        std::size_t stored_room = std::numeric_limits<std::size_t>::max()) noexcept {
         batch_.clear();
         std::size_t offset = 0;
         const bool limited = limit_enabled_.load(std::memory_order_relaxed);
         const std::uint64_t allowed_bytes = limit_.load(std::memory_order_relaxed) * backing_block_bytes;
         std::size_t index = from;
-        for (; index < to && batch_.size() < room; ++index) {
+        std::size_t stored = 0;
+        for (; index < to && batch_.size() < room && stored < stored_room; ++index) {
             LockedPage entry = store_.table_.lock(index);
             const PageRecord r = entry.get();
             if (!Store::holds_object(r) || r.has(PageFlag::under_writeback)) continue;
@@ -330,6 +334,7 @@ private:
             entry.set_flag(PageFlag::under_writeback);
             batch_.push_back({static_cast<std::uint32_t>(index), r, offset, payload});
             offset += record_bytes(payload);
+            stored += r.size();
         }
         return index;
     }
