@@ -186,12 +186,12 @@ public:
         std::size_t stored = 0;             // of the batches written
         while (stored < stored_bytes && budget != 0 && result.status) {
             const std::size_t from = hand_;
-            const std::size_t span = std::min(budget, capacity - from);
+            const std::size_t span = std::min(budget, capacity);
             const std::size_t to = collect(from, from + span, max_records_, [](const PageRecord& r) noexcept {
                 return r.has(PageFlag::idle);
             }, /*age=*/true, stored_bytes - stored);
             budget -= to - from;
-            hand_ = to == capacity ? 0 : to;
+            hand_ = to % capacity;
             if (batch_.empty()) {  // a stretch with nothing idle (now aged), or the limit
                 if (std::exchange(limit_hit_, false)) {
                     result.limit_reached = true;
@@ -303,9 +303,10 @@ private:
         return false;
     }
 
-    // Candidates from [from, to) into the batch, at most `room` of them and no more than the
-    // writeback limit allows, until their stored bytes reach `stored_room`; with `age`, pages in
-    // memory that are not taken are flagged idle. Returns where it stopped. Batch mutex held.
+    // Candidates from [from, to) into the batch, sealed (record.hpp), at most `room` of them and
+    // no more than the writeback limit allows, until their stored bytes reach `stored_room`; with
+    // `age`, pages in memory that are not taken are flagged idle. Indices past the table's end
+    // wrap around to its start. Returns where it stopped. Batch mutex held.
     template <class Select>
     std::size_t collect(std::size_t from, std::size_t to, std::size_t room, Select&& take, bool age = false,
                         std::size_t stored_room = std::numeric_limits<std::size_t>::max()) noexcept {
@@ -313,30 +314,38 @@ private:
         std::size_t offset = 0;
         const bool limited = limit_enabled_.load(std::memory_order_relaxed);
         const std::uint64_t allowed_bytes = limit_.load(std::memory_order_relaxed) * backing_block_bytes;
-        std::size_t index = from;
+        const std::size_t capacity = store_.capacity();
+        std::size_t position = from;
         std::size_t stored = 0;
-        for (; index < to && batch_.size() < room && stored < stored_room; ++index) {
-            LockedPage entry = store_.table_.lock(index);
-            const PageRecord r = entry.get();
-            if (!Store::holds_object(r) || r.has(PageFlag::under_writeback)) continue;
-            if (!take(r)) {
-                if (age) entry.set_flag(PageFlag::idle);
-                continue;
+        for (; position < to && batch_.size() < room && stored < stored_room; ++position) {
+            const std::size_t index = position < capacity ? position : position - capacity;
+            std::size_t payload;
+            {
+                LockedPage entry = store_.table_.lock(index);
+                const PageRecord r = entry.get();
+                if (!Store::holds_object(r) || r.has(PageFlag::under_writeback)) continue;
+                if (!take(r)) {
+                    if (age) entry.set_flag(PageFlag::idle);
+                    continue;
+                }
+                payload = options_.format == WritebackFormat::page ? page_size : r.size();
+                if (offset + record_bytes(payload) > options_.batch_bytes) break;  // the next batch takes it
+                if (limited && offset + record_bytes(payload) > allowed_bytes) {
+                    limit_hit_ = true;
+                    break;
+                }
+                std::byte* const at = buffer_.get() + offset + record_header_bytes;
+                if (!copy_payload(r, std::span<std::byte>(at, payload))) continue;  // unreadable: it stays
+                entry.set_flag(PageFlag::under_writeback);
+                batch_.push_back({static_cast<std::uint32_t>(index), r, offset, payload});
+                stored += r.size();
             }
-            const std::size_t payload = options_.format == WritebackFormat::page ? page_size : r.size();
-            if (offset + record_bytes(payload) > options_.batch_bytes) break;  // the next batch takes it
-            if (limited && offset + record_bytes(payload) > allowed_bytes) {
-                limit_hit_ = true;
-                break;
-            }
-            std::byte* const at = buffer_.get() + offset + record_header_bytes;
-            if (!copy_payload(r, std::span<std::byte>(at, payload))) continue;  // unreadable: it stays
-            entry.set_flag(PageFlag::under_writeback);
-            batch_.push_back({static_cast<std::uint32_t>(index), r, offset, payload});
+            // Sealed after the entry's lock, while the payload is still in cache.
+            const std::span<std::byte> record(buffer_.get() + offset, record_bytes(payload));
+            seal_record(static_cast<std::uint32_t>(index), record);
             offset += record_bytes(payload);
-            stored += r.size();
         }
-        return index;
+        return position;
     }
 
     // The page's bytes as they go to the backing store. Entry lock held.
@@ -356,8 +365,7 @@ private:
         records_.clear();
         std::size_t bytes = 0;
         for (const Candidate& c : batch_) {
-            const std::span<std::byte> record(buffer_.get() + c.offset, record_bytes(c.payload));
-            seal_record(c.index, record);
+            const std::span<const std::byte> record(buffer_.get() + c.offset, record_bytes(c.payload));
             records_.push_back(record);
             bytes += record.size();
         }
