@@ -109,7 +109,8 @@ private:
                 progress = true;
                 break;
             }
-            // A quarter more than the deficit, for the holes compaction cannot close at once.
+            // A quarter more than the deficit, for the holes compaction cannot close at once (in
+            // records' bytes, which are what leaves memory and a 16-byte header each).
             const std::size_t deficit = s.mem_used_total - target;
             const WritebackResult written =
                 store_.engine_.write_back_coldest(std::max(deficit + deficit / 4, round_bytes(limit)));
@@ -124,9 +125,9 @@ private:
         return progress;
     }
 
-    // The least stored bytes a round writes back: a full batch, so that the backing store sees
-    // large writes (a disk charges per request: the README's writeback table), but no more than an
-    // eighth of the limit, so that a small budget is not emptied far below its high mark.
+    // The least a round writes back, in records' bytes: a full batch, so that the backing store
+    // sees large writes (a disk charges per request: the README's writeback table), but no more
+    // than an eighth of the limit, so that a small budget is not emptied far below its high mark.
     std::size_t round_bytes(std::size_t limit) const noexcept {
         return std::min(store_.engine_.options().batch_bytes, limit / 8);
     }

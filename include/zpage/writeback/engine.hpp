@@ -173,23 +173,24 @@ public:
         return result;
     }
 
-    // Writes back the coldest pages, by CLOCK over the idle flags, until their stored bytes (their
-    // objects' sizes: what leaves memory) reach `stored_bytes`: the hand sweeps the table; an idle
-    // page goes, any other page in memory is flagged idle (its second chance: an access before the
-    // hand comes round again clears the flag). At most two sweeps.
-    WritebackResult write_back_coldest(std::size_t stored_bytes) noexcept {
+    // Writes back the coldest pages, by CLOCK over the idle flags, until their records reach
+    // `bytes` (within a page's record: a full batch ends before the record that would pass
+    // batch_bytes): the hand sweeps the table; an idle page goes, any other page in memory is
+    // flagged idle (its second chance: an access before the hand comes round again clears the
+    // flag). At most two sweeps.
+    WritebackResult write_back_coldest(std::size_t bytes) noexcept {
         WritebackResult result;
         auto batch_lock = lock_waiting_for(batch_mutex_, "writeback batch mutex");
         const Timed timed(*this, result);
         const std::size_t capacity = store_.capacity();
         std::size_t budget = 2 * capacity;  // entries the hand may pass
-        std::size_t stored = 0;             // of the batches written
-        while (stored < stored_bytes && budget != 0 && result.status) {
+        std::size_t collected = 0;          // record bytes of the batches written or tried
+        while (collected + max_record <= bytes && budget != 0 && result.status) {
             const std::size_t from = hand_;
             const std::size_t span = std::min(budget, capacity);
             const std::size_t to = collect(from, from + span, max_records_, [](const PageRecord& r) noexcept {
                 return r.has(PageFlag::idle);
-            }, /*age=*/true, stored_bytes - stored);
+            }, /*age=*/true, bytes - collected);
             budget -= to - from;
             hand_ = to % capacity;
             if (batch_.empty()) {  // a stretch with nothing idle (now aged), or the limit
@@ -199,7 +200,7 @@ public:
                 }
                 continue;
             }
-            for (const Candidate& c : batch_) stored += c.record.size();
+            for (const Candidate& c : batch_) collected += record_bytes(c.payload);
             if (!flush(result)) break;
         }
         return result;
@@ -304,20 +305,19 @@ private:
     }
 
     // Candidates from [from, to) into the batch, sealed (record.hpp), at most `room` of them and
-    // no more than the writeback limit allows, until their stored bytes reach `stored_room`; with
+    // no more than the writeback limit allows, until their records reach `bytes_room`; with
     // `age`, pages in memory that are not taken are flagged idle. Indices past the table's end
     // wrap around to its start. Returns where it stopped. Batch mutex held.
     template <class Select>
     std::size_t collect(std::size_t from, std::size_t to, std::size_t room, Select&& take, bool age = false,
-                        std::size_t stored_room = std::numeric_limits<std::size_t>::max()) noexcept {
+                        std::size_t bytes_room = std::numeric_limits<std::size_t>::max()) noexcept {
         batch_.clear();
         std::size_t offset = 0;
         const bool limited = limit_enabled_.load(std::memory_order_relaxed);
         const std::uint64_t allowed_bytes = limit_.load(std::memory_order_relaxed) * backing_block_bytes;
         const std::size_t capacity = store_.capacity();
         std::size_t position = from;
-        std::size_t stored = 0;
-        for (; position < to && batch_.size() < room && stored < stored_room; ++position) {
+        for (; position < to && batch_.size() < room && offset < bytes_room; ++position) {
             const std::size_t index = position < capacity ? position : position - capacity;
             std::size_t payload;
             {
@@ -338,7 +338,6 @@ private:
                 if (!copy_payload(r, std::span<std::byte>(at, payload))) continue;  // unreadable: it stays
                 entry.set_flag(PageFlag::under_writeback);
                 batch_.push_back({static_cast<std::uint32_t>(index), r, offset, payload});
-                stored += r.size();
             }
             // Sealed after the entry's lock, while the payload is still in cache.
             const std::span<std::byte> record(buffer_.get() + offset, record_bytes(payload));
