@@ -79,8 +79,8 @@ struct FileBackingConfig {
     std::uint64_t max_bytes = 0;
     // Bytes per write request, a multiple of 4 KiB. 1 MiB, dd's block: on the project's test
     // machine (a virtio disk) a request costs about 0.1 ms beyond its bytes, however many are in
-    // flight, so in three runs 1 MiB requests wrote at 0.61-1.07 of `dd bs=1M oflag=direct` and
-    // 128 KiB ones at 0.19-0.80 (bench_backing_store; a run in the README).
+    // flight, so 1 MiB requests wrote at 1.19-1.21 of `dd bs=1M oflag=direct` and 128 KiB ones at
+    // 0.58-0.70 (bench_backing_store, medians; the README has the run).
     std::size_t io_bytes = std::size_t{1} << 20;
     // The batch buffer, a multiple of 4 KiB that holds a record of max_record_bytes: a write()
     // whose records take more blocks goes out in parts of this size, one after the other.
