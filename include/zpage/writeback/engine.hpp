@@ -184,13 +184,12 @@ public:
         const Timed timed(*this, result);
         const std::size_t capacity = store_.capacity();
         std::size_t budget = 2 * capacity;  // entries the hand may pass
-        std::size_t collected = 0;          // record bytes of the batches written or tried
-        while (collected + max_record <= bytes && budget != 0 && result.status) {
+        while (result.bytes + max_record <= bytes && budget != 0 && result.status) {
             const std::size_t from = hand_;
             const std::size_t span = std::min(budget, capacity);
             const std::size_t to = collect(from, from + span, max_records_, [](const PageRecord& r) noexcept {
                 return r.has(PageFlag::idle);
-            }, /*age=*/true, bytes - collected);
+            }, /*age=*/true, bytes - result.bytes);
             budget -= to - from;
             hand_ = to % capacity;
             if (batch_.empty()) {  // a stretch with nothing idle (now aged), or the limit
@@ -200,7 +199,6 @@ public:
                 }
                 continue;
             }
-            for (const Candidate& c : batch_) collected += record_bytes(c.payload);
             if (!flush(result)) break;
         }
         return result;
