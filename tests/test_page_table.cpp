@@ -19,9 +19,11 @@ TEST_CASE("entry layout is pinned") {
     CHECK(PageEntry::flag_bit(PageFlag::written_back) == 1u << 21);
     CHECK(PageEntry::flag_bit(PageFlag::incompressible) == 1u << 22);
     CHECK(PageEntry::flag_bit(PageFlag::under_writeback) == 1u << 23);
-    CHECK(PageEntry::codec_shift == 24);
+    CHECK(PageEntry::flag_bit(PageFlag::grouped) == 1u << 24);
+    CHECK(PageEntry::flag_bit(PageFlag::under_recompression) == 1u << 25);
+    CHECK(PageEntry::codec_shift == 26);
     CHECK(PageEntry::lock_bit == 1u << 31);
-    static_assert(static_cast<int>(PageFlag::count) == 6);
+    static_assert(static_cast<int>(PageFlag::count) == 8);
 }
 
 TEST_CASE("records say what they hold") {
@@ -39,6 +41,12 @@ TEST_CASE("records say what they hold") {
     CHECK(huge.has(PageFlag::huge));
     CHECK(huge.size() == 4096);
     CHECK(huge.codec() == 0);
+    const PageRecord recompressed = PageRecord::object(0x77, 900, false, 5);
+    CHECK(recompressed.codec() == 5);
+    CHECK(recompressed.size() == 900);
+    CHECK(recompressed.with_codec(2).codec() == 2);
+    const PageRecord member{3, zpage::PageEntry::flag_bit(PageFlag::grouped)};  // a unit member, no share
+    CHECK(member.stored());
 }
 
 TEST_CASE("a table entry keeps what was set, and its lock is released") {

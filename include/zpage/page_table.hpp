@@ -1,10 +1,13 @@
 // zpage: the page table, one 16-byte entry per page index, laid out like zram's slot:
 //
 //   word (8 B)         the allocator handle (location) of the compressed page, or for a SAME
-//                      page the repeated 8-byte fill word itself (no allocation at all)
-//   meta (4 B)         bits 0..17   compressed size in bytes (a HUGE page: the page size)
-//                      bits 18..23  flags: SAME, HUGE, IDLE, WB, INCOMPRESSIBLE, UNDER_WB
-//                      bits 24..26  codec id (which of a store's codecs wrote the page)
+//                      page the repeated 8-byte fill word itself (no allocation at all), or for
+//                      a GROUPED page the id of the unit it was compressed in with its neighbours
+//   meta (4 B)         bits 0..17   compressed size in bytes (a HUGE page: the page size; a
+//                                   GROUPED page: its share of its unit's compressed size)
+//                      bits 18..25  flags: SAME, HUGE, IDLE, WB, INCOMPRESSIBLE, UNDER_WB,
+//                                   GROUPED, UNDER_RECOMPRESSION
+//                      bits 26..28  codec id (which of a store's codecs wrote the page)
 //                      bit 31       the entry lock
 //   access_time (4 B)  seconds (detail::now_seconds()) of the last store or load, kept when the
 //                      store's writeback policy tracks access times (zram's ac_time)
@@ -31,6 +34,8 @@ enum class PageFlag : std::uint8_t {
     written_back,    // held by the backing store, not in memory
     incompressible,  // a recompression could not shrink it
     under_writeback, // being written to the backing store; a store or erase meanwhile clears it and wins
+    grouped,         // compressed with neighbouring pages in one unit (word: the unit's id)
+    under_recompression, // being recompressed; a store or erase meanwhile clears it and wins
     count
 };
 
@@ -38,7 +43,7 @@ struct PageEntry {
     static constexpr unsigned size_bits = 18;
     static constexpr std::uint32_t size_mask = (std::uint32_t{1} << size_bits) - 1;
     static constexpr unsigned flags_shift = size_bits;
-    static constexpr unsigned codec_shift = 24;
+    static constexpr unsigned codec_shift = 26;
     static constexpr std::uint32_t codec_mask = 0x7;
     static constexpr std::uint32_t lock_bit = std::uint32_t{1} << 31;
     static constexpr std::size_t max_page_bytes = size_mask;
@@ -48,6 +53,7 @@ struct PageEntry {
     }
     static_assert(flags_shift + static_cast<unsigned>(PageFlag::count) <= codec_shift,
                   "zpage::PageEntry: the flags overflow into the codec id");
+    static_assert(codec_shift + 3 <= 31, "zpage::PageEntry: the codec id overflows into the lock bit");
 
     std::uint64_t word = 0;
     std::atomic<std::uint32_t> meta{0};
@@ -64,10 +70,11 @@ struct PageRecord {
     [[nodiscard]] std::size_t size() const noexcept { return meta & PageEntry::size_mask; }
     [[nodiscard]] bool has(PageFlag f) const noexcept { return (meta & PageEntry::flag_bit(f)) != 0; }
     [[nodiscard]] unsigned codec() const noexcept { return (meta >> PageEntry::codec_shift) & PageEntry::codec_mask; }
-    // An entry holds a page once stored: SAME pages have no size, written-back ones no handle.
+    // An entry holds a page once stored: SAME pages have no size, written-back ones no handle,
+    // GROUPED ones a unit's id.
     [[nodiscard]] bool stored() const noexcept {
         return (meta & (PageEntry::size_mask | PageEntry::flag_bit(PageFlag::same) |
-                        PageEntry::flag_bit(PageFlag::written_back))) != 0;
+                        PageEntry::flag_bit(PageFlag::written_back) | PageEntry::flag_bit(PageFlag::grouped))) != 0;
     }
 
     [[nodiscard]] PageRecord with(PageFlag f) const noexcept { return {word, meta | PageEntry::flag_bit(f)}; }
@@ -76,8 +83,13 @@ struct PageRecord {
     [[nodiscard]] static PageRecord same_filled(std::uint64_t fill) noexcept {
         return {fill, PageEntry::flag_bit(PageFlag::same)};
     }
-    [[nodiscard]] static PageRecord object(std::uint64_t handle, std::size_t size, bool huge) noexcept {
-        return {handle, static_cast<std::uint32_t>(size) | (huge ? PageEntry::flag_bit(PageFlag::huge) : 0)};
+    [[nodiscard]] static PageRecord object(std::uint64_t handle, std::size_t size, bool huge, unsigned codec = 0) noexcept {
+        return {handle, static_cast<std::uint32_t>(size) | (huge ? PageEntry::flag_bit(PageFlag::huge) : 0) |
+                            (static_cast<std::uint32_t>(codec) << PageEntry::codec_shift)};
+    }
+    [[nodiscard]] PageRecord with_codec(unsigned codec) const noexcept {
+        return {word, (meta & ~(PageEntry::codec_mask << PageEntry::codec_shift)) |
+                          (static_cast<std::uint32_t>(codec) << PageEntry::codec_shift)};
     }
 };
 

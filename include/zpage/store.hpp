@@ -21,7 +21,8 @@
 // Lock order, for the store and everything under it. A thread holding one of these may wait only
 // for those further down the list, never for one above it:
 //   1. the reclaimer's direct-reclaim mutex (detail/reclaimer.hpp): a store that hit its limit
-//      takes it holding nothing else.
+//      takes it holding nothing else; then the recompression mutex (detail/recompressor.hpp),
+//      held across a recompress() call.
 //   2. a codec stream slot (detail::StreamPool), or the writeback batch mutex
 //      (writeback/engine.hpp), never both: store() holds a slot while it compresses and
 //      allocates, load() takes its own before the entry lock, never while holding it; a batch
@@ -33,7 +34,8 @@
 //      backing-store I/O never runs under it).
 //   5. leaves, under which nothing else is taken: the span arena's lock, the page pool's mutex
 //      (under a size-class lock; a named wait; the refill thread or a taker populates new memory
-//      without it), a backing store's own locks.
+//      without it), a backing store's own locks, a unit's lock (detail/unit_table.hpp: under an
+//      entry lock or a size-class lock) and the unit ids' lock.
 // Every wait spins with detail::Backoff, which names what it waits for in detail::waiting_for();
 // tests/test_store_liveness.cpp runs more threads than cores and than stream slots under a
 // watchdog that prints those names when nothing progresses.
@@ -61,7 +63,9 @@
 #include "stats.hpp"
 #include "traits.hpp"
 #include "detail/reclaimer.hpp"
+#include "detail/recompressor.hpp"
 #include "reclaim.hpp"
+#include "recompress.hpp"
 #include "writeback/concept.hpp"
 #include "writeback/engine.hpp"
 
@@ -135,18 +139,24 @@ public:
     using allocator_type = typename Traits::allocator;
     using page_table_type = typename Traits::page_table;
     using writeback_type = typename Traits::writeback;
+    using secondary_codecs_type = typename Traits::secondary_codecs;
     static constexpr std::size_t page_size = Traits::page_size;
     using page_view = std::span<const std::byte, page_size>;
     using page_buffer = std::span<std::byte, page_size>;
 
     static constexpr bool writes_back = writeback_type::writes_back;
+    static constexpr bool recompresses = std::tuple_size_v<secondary_codecs_type> != 0;
 
 private:
     using encoder_type = detail::Encoder<compressor_type, allocator_type, page_size>;
     using engine_type = std::conditional_t<writes_back, detail::WritebackEngine<CompressedPageStore>,
                                            detail::Absent>;
+    using recompressor_type =
+        std::conditional_t<recompresses, detail::Recompressor<CompressedPageStore>, detail::Absent>;
     template <class>
     friend class detail::WritebackEngine;
+    template <class>
+    friend class detail::Recompressor;
     template <class>
     friend class detail::Reclaimer;
     // Direct reclaims a store tries before memory_limit, each one that freed memory or found room;
@@ -162,13 +172,15 @@ public:
     explicit CompressedPageStore(std::size_t capacity_pages, compressor_type codec = {})
         : CompressedPageStore(StoreConfig{.capacity_pages = capacity_pages}, std::move(codec)) {}
 
-    // A store with a writeback policy is given its policy (backing store and options) here.
+    // A store with a writeback policy is given its policy (backing store and options) here, and
+    // one with secondary codecs their parameters (levels).
     explicit CompressedPageStore(const StoreConfig& config, compressor_type codec = {},
-                                 writeback_type writeback = {})
+                                 writeback_type writeback = {}, secondary_codecs_type secondary_codecs = {})
         : budget_(checked(config).budget, config.mem_limit_bytes),
           table_(config.capacity_pages),
           allocator_(allocator_config(config, budget_)),
           encoder_(std::move(codec), allocator_, config.huge_threshold(page_size)),
+          recompressor_(*this, std::move(secondary_codecs)),
           engine_(*this) {
         if constexpr (writes_back) {
             engine_.start(writeback);
@@ -221,15 +233,20 @@ public:
     // decode to a page (then `page` is zeroed).
     Status load(std::size_t index, page_buffer page) noexcept {
         if (index >= table_.capacity()) return errc::out_of_range;
-        // The stream before the entry lock: see the lock order at the top of this file.
-        typename encoder_type::DecodeStream stream = encoder_.decode_stream();
-        if (!stream) return fail_read(errc::out_of_memory, page);
+        [[maybe_unused]] unsigned secondary_codec = 0;
         for (;;) {
+            // The stream before the entry lock: see the lock order at the top of this file.
+            typename encoder_type::DecodeStream stream = encoder_.decode_stream();
+            if (!stream) return fail_read(errc::out_of_memory, page);
             PageRecord r;
             Status status = errc::ok;
             {
                 LockedPage entry = table_.lock(index);
                 r = entry.get();
+                if constexpr (recompresses) {
+                    secondary_codec = r.codec();
+                    if (secondary_codec != 0) break;  // its codec's own stream comes first
+                }
                 touch(entry);
                 if (!r.stored()) {
                     std::memset(page.data(), 0, page_size);
@@ -249,6 +266,13 @@ public:
             counters_.add(Counter::num_reads, 1);
             return status;
         }
+        if constexpr (recompresses) {
+            const std::optional<Status> loaded = recompressor_.load(index, secondary_codec, page);
+            if (!loaded) return load(index, page);  // stored over meanwhile: start over
+            if (!*loaded) return fail_read(loaded->error(), page);
+            counters_.add(Counter::num_reads, 1);
+        }
+        return errc::ok;
     }
 
     // Drops the page at `index` (zram's discard); the index then reads as zeros. Fails only with
@@ -294,7 +318,7 @@ public:
     // Moves compressed pages out of sparse spans and returns freed pages to the OS (zram's
     // compact). Returns what it freed and moved; stores and loads may run meanwhile.
     CompactionResult compact() noexcept {
-        Owners owners{table_};
+        Owners owners{*this};
         return allocator_.compact(owners);
     }
 
@@ -341,6 +365,28 @@ public:
         return reclaimer_ ? reclaimer_->stats() : ReclaimStats{};
     }
 
+    // ---- recompression (stores with secondary codecs) ----
+
+    // Recompresses the pages `request` selects with one of the secondary codecs, alone or in
+    // units of neighbouring pages (zram: echo "type=idle algo=zstd" > recompress; recompress.hpp
+    // says what each field does). Pages a store or erase races with stay as the store left them.
+    // Compacts as it goes (every few MiB freed, and at the end), so that the holes the old
+    // objects leave go back. Stops at max_pages, or when memory for a new object cannot be had
+    // even after compacting (result.status: an old object is freed only after its replacement is
+    // made, so each window needs room under the limit; nothing is lost). Any thread; one call at
+    // a time.
+    RecompressResult recompress(const RecompressRequest& request) noexcept
+        requires(recompresses)
+    {
+        return recompressor_.recompress(request);
+    }
+
+    [[nodiscard]] RecompressStats recompress_stats() const noexcept
+        requires(recompresses)
+    {
+        return recompressor_.stats();
+    }
+
     // A snapshot of the counters; see Stats for each field.
     [[nodiscard]] Stats stats() const noexcept {
         Stats s;
@@ -374,11 +420,14 @@ private:
     // The page table as the allocator's ObjectOwners: an object moves only under its entry's
     // lock, and only while the entry still holds it (a store may be replacing it right now).
     struct Owners {
-        page_table_type& table;
+        CompressedPageStore& store;
 
         template <class Copy>
         bool relocate(OwnerId index, ObjectHandle from, ObjectHandle to, Copy&& copy) noexcept {
-            LockedPage entry = table.lock(index);
+            if constexpr (recompresses) {
+                if (index >= store.recompressor_.owner_base()) return store.recompressor_.relocate(index, from, to, copy);
+            }
+            LockedPage entry = store.table_.lock(index);
             const PageRecord r = entry.get();
             if (!holds_object(r) || r.word != static_cast<std::uint64_t>(from)) return false;
             copy();
@@ -387,8 +436,10 @@ private:
         }
     };
 
+    // An object of its own in the allocator (not a fill word, a record on the backing store or a
+    // unit shared with its neighbours).
     static bool holds_object(const PageRecord& r) noexcept {
-        return r.stored() && !r.has(PageFlag::same) && !r.has(PageFlag::written_back);
+        return r.stored() && !r.has(PageFlag::same) && !r.has(PageFlag::written_back) && !r.has(PageFlag::grouped);
     }
 
     enum class Counter : std::uint8_t {
@@ -500,6 +551,8 @@ private:
     void free_object(const PageRecord& r) noexcept {
         if (holds_object(r)) {
             allocator_.deallocate(ObjectHandle{r.word});
+        } else if (r.has(PageFlag::grouped)) {
+            if constexpr (recompresses) recompressor_.release_unit(r.word);
         } else if (is_written_back(r)) {
             if constexpr (writes_back) engine_.release(r);
         }
@@ -525,6 +578,7 @@ private:
     page_table_type table_;
     allocator_type allocator_;
     encoder_type encoder_;
+    [[no_unique_address]] recompressor_type recompressor_;  // after the allocator: its units go first
     [[no_unique_address]] engine_type engine_;  // after the table and allocator: destroyed first
     // Last: its thread uses everything above, and stops before any of it goes. Null without one.
     [[no_unique_address]] std::conditional_t<writes_back, std::unique_ptr<detail::Reclaimer<CompressedPageStore>>,

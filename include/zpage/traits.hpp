@@ -1,9 +1,11 @@
 // zpage: traits bundles, the one template argument of CompressedPageStore. A bundle names the page
-// size and the four policies; derive from DefaultTraits and override what differs.
+// size, the four policies and the secondary codecs; derive from DefaultTraits and override what
+// differs.
 #pragma once
 
 #include <concepts>
 #include <cstddef>
+#include <tuple>
 
 #include "allocator/allocator.hpp"
 #include "compressor/lz4.hpp"
@@ -18,6 +20,10 @@ struct DefaultTraits {
     using allocator = SizeClassAllocator<page_size>;
     using page_table = PageTable;
     using writeback = NoWriteback;
+    // Codecs recompress() may hold pages with besides `compressor` (zram's recompression
+    // algorithms), ids 1.. in this order: std::tuple<Zstd> for lz4 on the way in and zstd for
+    // cold pages. Empty: no recompression, and none of its cost.
+    using secondary_codecs = std::tuple<>;
 };
 
 // The default bundle with another codec and, optionally, another page size.
@@ -35,6 +41,7 @@ concept StoreTraits = requires {
     typename T::allocator;
     typename T::page_table;
     typename T::writeback;
+    typename T::secondary_codecs;
 };
 
 }  // namespace zpage

@@ -85,11 +85,32 @@ public:
     }
 
     // The record for bytes already encoded (a compressed page brought back from a backing
-    // store, say): a new object owned by `owner` holding them. Fails as encode() does.
-    Result<PageRecord> adopt(std::span<const std::byte> bytes, bool huge, OwnerId owner) noexcept {
+    // store, a recompressed one): a new object owned by `owner` holding them, its record naming
+    // `codec` (the store's id of this encoder's codec). Fails as encode() does.
+    Result<PageRecord> adopt(std::span<const std::byte> bytes, bool huge, OwnerId owner, unsigned codec = 0) noexcept {
         const Result<ObjectHandle> object = allocator_.allocate(bytes, owner);
         if (!object) return object.error();
-        return PageRecord::object(static_cast<std::uint64_t>(*object), bytes.size(), huge);
+        return PageRecord::object(static_cast<std::uint64_t>(*object), bytes.size(), huge, codec);
+    }
+
+    // Compresses `input` (up to MaxInputBytes) into a stream's scratch buffer and returns what
+    // use(compressed) returns; `compressed` is empty when the codec could not shrink it into the
+    // scratch. For writers that decide what to make of the result (recompression). Any thread,
+    // under no lock.
+    template <class Use>
+    Status compress_then(std::span<const std::byte> input, Use&& use) noexcept {
+        auto stream = streams_.for_compression();
+        if (!stream) return errc::out_of_memory;
+        const std::span<std::byte> scratch(stream->scratch.get(), scratch_bytes);
+        const std::size_t compressed = codec_.compress(*stream->compress, input, scratch);
+        return use(std::span<const std::byte>(scratch.first(compressed)));
+    }
+
+    // A stream for decoding units of grouped pages (StreamPool::for_unit_decompression): its
+    // scratch takes a unit's compressed bytes, its unit buffer `unit_bytes` decoded. Taken before
+    // the caller locks the entry it will decode.
+    typename StreamPool<Codec>::Lease unit_stream(std::size_t unit_bytes) noexcept {
+        return streams_.for_unit_decompression(unit_bytes);
     }
 
     // A context for decode(), taken before the caller locks the entry it will decode.

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <bit>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <new>
 #include <optional>
@@ -30,6 +31,10 @@ public:
         std::optional<typename C::compress_context> compress;
         std::optional<typename C::decompress_context> decompress;
         std::unique_ptr<std::byte[]> scratch;
+        // Decoding units of grouped pages: the last unit this stream decompressed, and which one
+        // it was (0: none), so that reading its neighbours in order decompresses it once.
+        std::unique_ptr<std::byte[]> unit;
+        std::uint64_t unit_key = 0;
     };
 
 private:
@@ -90,6 +95,16 @@ public:
     Lease for_decompression() noexcept {
         return acquire([&](Stream& s) {
             if (!s.decompress) s.decompress.emplace(codec_.make_decompress_context());
+        });
+    }
+
+    // A stream with a decompression context, the scratch buffer and a unit buffer of
+    // `unit_bytes`. Any thread.
+    Lease for_unit_decompression(std::size_t unit_bytes) noexcept {
+        return acquire([&](Stream& s) {
+            if (!s.decompress) s.decompress.emplace(codec_.make_decompress_context());
+            if (!s.scratch) s.scratch = std::make_unique<std::byte[]>(scratch_bytes_);
+            if (!s.unit) s.unit = std::make_unique<std::byte[]>(unit_bytes);
         });
     }
 

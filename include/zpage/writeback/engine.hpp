@@ -107,12 +107,12 @@ struct WritebackStats {
 
 namespace detail {
 
-// Stands in for a member a store without writeback does not have (its engine, its reclaimer):
-// no size with [[no_unique_address]], no code.
+// Stands in for a member a store without writeback or recompression does not have (its engine,
+// its reclaimer, its recompressor): no size with [[no_unique_address]], no code.
 struct Absent {
     Absent() noexcept = default;
-    template <class Store>
-    explicit Absent(Store&) noexcept {}
+    template <class Store, class... Rest>
+    explicit Absent(Store&, Rest&&...) noexcept {}
 };
 
 template <class Store>
@@ -321,7 +321,11 @@ private:
             {
                 LockedPage entry = store_.table_.lock(index);
                 const PageRecord r = entry.get();
-                if (!Store::holds_object(r) || r.has(PageFlag::under_writeback)) continue;
+                // Pages held by a secondary codec (recompressed: cold already, and kept in the
+                // least memory) and pages being recompressed stay.
+                if (!Store::holds_object(r) || r.has(PageFlag::under_writeback) ||
+                    r.has(PageFlag::under_recompression) || r.codec() != 0)
+                    continue;
                 if (!take(r)) {
                     if (age) entry.set_flag(PageFlag::idle);
                     continue;
