@@ -147,7 +147,8 @@ const std::vector<std::string> documented_fields = {
     "input",        "engine",         "algo",        "threads",     "pages",       "orig_bytes",
     "compr_bytes",  "mem_used_bytes", "same_pages",  "huge_pages",  "store_mib_s", "load_mib_s",
     "store_p50_us", "store_p99_us",   "load_p50_us", "load_p99_us", "mem_used_max_bytes",
-    "bd_writes",    "bd_reads",       "writeback_mib_s", "verified"};
+    "bd_writes",    "bd_reads",       "writeback_mib_s", "recompress_mib_s", "recompressed_pages",
+    "verified"};
 
 // A JSON line has exactly the documented fields, in order: three strings, numbers, a boolean.
 void check_documented_fields(const std::string& line) {
@@ -188,6 +189,37 @@ TEST_CASE("--json prints one object per result with exactly the documented field
     CHECK(json_value(out[0], "algo") == "lz4");
     CHECK(json_value(out[1], "algo") == "zstd-1");
     CHECK(json_value(out[2], "algo") == "identity");
+}
+
+TEST_CASE("--algo A+B:N stores with A, recompresses every page with B in units of N, and verifies") {
+    TempPages input(512, 0);
+    const auto out = run_json("--json --algo lz4,lz4+zstd-3:16 " + input.path, 2);
+    for (const std::string& line : out) {
+        check_documented_fields(line);
+        CHECK(json_value(line, "verified") == "true");
+    }
+    CHECK(json_value(out[0], "recompressed_pages") == "0");
+    CHECK(json_value(out[1], "algo") == "lz4+zstd-3:16");
+    CHECK(std::stoull(json_value(out[1], "recompressed_pages")) > 0);
+    CHECK(std::stod(json_value(out[1], "recompress_mib_s")) > 0);
+    const auto ratio = [](const std::string& line) {
+        return std::stod(json_value(line, "orig_bytes")) / std::stod(json_value(line, "mem_used_bytes"));
+    };
+    CHECK(ratio(out[1]) > ratio(out[0]));
+
+    // tiered names the recommended pair, and the table adds the recompression's line.
+    const Outcome table = run_bench("--algo tiered " + input.path);
+    INFO("stderr: " << table.err);
+    REQUIRE(table.status == 0);
+    CHECK(table.out.find("lz4+zstd-3:16") != std::string::npos);
+    CHECK(table.out.find("zpage lz4+zstd-3:16 recompression: ") != std::string::npos);
+}
+
+TEST_CASE("--algo A+B refuses groups beyond 16 pages, codecs it does not pair, and --backing") {
+    TempPages input(4, 0);
+    expect_bad_input("--algo lz4+zstd-3:17 " + input.path, "'lz4+zstd-3:17'");
+    expect_bad_input("--algo lz4+bogus " + input.path, "'lz4+bogus'");
+    expect_bad_input("--algo lz4+zstd-3 --backing /tmp/zpage-bench-x --mem-limit 4 " + input.path, "--backing");
 }
 
 TEST_CASE("--backing and --mem-limit hold the limit, write pages back to the file, verify, and remove it") {

@@ -44,6 +44,12 @@ options
   --algo LIST        comma-separated codecs: lz4, lz4-N (acceleration), lz4hc-N, zstd-N (levels;
                      zstd--N for negative ones), identity; on the kernel side only: lzo, lzo-rle
                      (default: lz4,lz4hc-9,zstd-1,zstd-3, plus lzo-rle with --kernel)
+                     A+B[:N], zpage only: store with A (lz4, lz4-N), then mark every page idle
+                     and recompress it with B (zstd-N, lz4hc-N), each page alone or in units of
+                     N neighbouring pages (1 to 16, default 1); ratio, memory and loads are
+                     after the recompression, store/s is A's; a line under the table gives the
+                     recompression's figures. tiered: the recommended pair, lz4+zstd-3:16.
+                     --backing refuses A+B; --baseline adds no codec-alone row for it
   --threads N        split the pages among N threads storing, then loading, at once (default 1)
   --page-size N      4096 (default) or 16384
   --steady           time stores that replace pages already stored (an untimed pass stores them
@@ -58,7 +64,8 @@ options
   --mem-limit MiB    writing pages back to FILE (a new or empty file, removed after); adds the
                      peak memory, bd_writes, bd_reads and writeback MiB/s, and the speed of 1 MiB
                      O_DIRECT writes to the same file system (dd bs=1M oflag=direct) for scale
-  --json             one JSON object per result on stdout instead of the table
+  --json             one JSON object per result on stdout instead of the table (recompress_mib_s
+                     and recompressed_pages: 0 but for A+B)
   --plot FILE.svg    write a chart of ratio against store and load throughput
   -h, --help         this text
 
@@ -146,6 +153,18 @@ std::optional<Options> parse_options(int argc, char** argv) {
     return o;
 }
 
+// Why the kernel runs no row of `spec` (one the kernel's zram cannot run, or none it has).
+std::string kernel_unavailable(const CodecSpec& spec, const KernelProbe& kernel) {
+    if (spec.recompression)
+        return "no kernel counterpart (zram's recompress is not driven here); set against the kernel's default "
+               "when --algo names " +
+               std::string(kernel_default_algo);
+    if (!spec.kernel_name()) return "the kernel has no " + spec.name + " codec";
+    std::string offered;
+    for (const auto& a : kernel.algorithms) offered += (offered.empty() ? "" : ", ") + a;
+    return "this kernel's zram offers " + offered;
+}
+
 int run(int argc, char** argv) {
     const std::optional<Options> parsed = parse_options(argc, argv);
     if (!parsed) return 0;
@@ -154,6 +173,8 @@ int run(int argc, char** argv) {
     std::string algo_list = o.algos.value_or(std::string(default_algos));
     if (!o.algos && o.kernel != KernelMode::off) algo_list += "," + std::string(kernel_default_algo);
     const std::vector<CodecSpec> specs = parse_algos(algo_list);
+    if (o.backing)
+        for (const CodecSpec& spec : specs) check_runs_with_backing(spec);
 
     KernelProbe kernel;
     if (o.kernel != KernelMode::off) {
@@ -180,16 +201,16 @@ int run(int argc, char** argv) {
     std::vector<Job> jobs;
     std::vector<Unavailable> unavailable;
     std::size_t units = 0;
-    const std::size_t zpage_passes = o.steady ? 3 : 2;  // stores (twice with --steady), then loads
+    const std::size_t zpage_passes = o.steady ? 3 : 2;  // stores (twice with --steady), then loads; A+B: one more
     for (const PageSet& input : inputs) {
         for (const CodecSpec& spec : specs) {
-            if (spec.runs_on_zpage() && o.baseline) {
+            if (spec.runs_on_zpage() && o.baseline && !spec.recompression) {
                 jobs.push_back({&input, &spec, Engine::codec_alone});
                 units += 2 * input.pages();
             }
             if (spec.runs_on_zpage()) {
                 jobs.push_back({&input, &spec, Engine::zpage});
-                units += zpage_passes * input.pages();
+                units += (zpage_passes + (spec.recompression ? 1 : 0)) * input.pages();
             }
             if (!with_kernel) continue;
             const std::optional<std::string> name = spec.kernel_name();
@@ -198,11 +219,7 @@ int run(int argc, char** argv) {
                 jobs.push_back({&input, &spec, Engine::kernel_zram});
                 units += kernel_zram_passes(o.steady) * input.pages();
             } else {
-                std::string offered;
-                for (const auto& a : kernel.algorithms) offered += (offered.empty() ? "" : ", ") + a;
-                unavailable.push_back({input.name, spec.name,
-                                       name ? "this kernel's zram offers " + offered
-                                            : "the kernel has no " + spec.name + " codec"});
+                unavailable.push_back({input.name, spec.name, kernel_unavailable(spec, kernel)});
             }
         }
     }

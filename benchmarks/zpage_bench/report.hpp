@@ -61,6 +61,22 @@ inline std::string xml_escape(const std::string& s) {
 
 inline double as_mib(std::uint64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
 
+// The table's algo column: 9 wide, wider for longer names (A+B ones).
+inline int algo_width(const std::vector<RunResult>& results, const std::vector<Unavailable>& unavailable) {
+    std::size_t width = 9;
+    for (const auto& r : results) width = std::max(width, r.algo.size());
+    for (const auto& u : unavailable) width = std::max(width, u.algo.size());
+    return static_cast<int>(width);
+}
+
+// The line under the table for an A+B run: what its recompression did.
+inline void print_recompression(std::FILE* out, const RunResult& r) {
+    std::fprintf(out, "  zpage %s recompression: %zu pages, %zu units, %.1f MiB saved, %.0f MiB/s, %zu not paid\n",
+                 r.algo.c_str(), r.recompressed_pages, r.recompress_units,
+                 static_cast<double>(r.recompress_bytes_saved) / (1024.0 * 1024.0), r.recompress_mib_s,
+                 r.recompress_not_paid);
+}
+
 }  // namespace detail
 
 // One JSON object per line, with exactly the documented fields, in this order.
@@ -71,14 +87,15 @@ inline void print_json(std::FILE* out, const RunResult& r) {
                  "\"huge_pages\":%llu,\"store_mib_s\":%.1f,\"load_mib_s\":%.1f,\"store_p50_us\":%.2f,"
                  "\"store_p99_us\":%.2f,\"load_p50_us\":%.2f,\"load_p99_us\":%.2f,"
                  "\"mem_used_max_bytes\":%llu,\"bd_writes\":%llu,\"bd_reads\":%llu,\"writeback_mib_s\":%.1f,"
-                 "\"verified\":%s}\n",
+                 "\"recompress_mib_s\":%.1f,\"recompressed_pages\":%zu,\"verified\":%s}\n",
                  detail::json_escape(r.input).c_str(), detail::json_escape(r.engine).c_str(),
                  detail::json_escape(r.algo).c_str(), r.threads, r.pages, static_cast<unsigned long long>(r.orig_bytes),
                  static_cast<unsigned long long>(r.compr_bytes), static_cast<unsigned long long>(r.mem_used_bytes),
                  static_cast<unsigned long long>(r.same_pages), static_cast<unsigned long long>(r.huge_pages),
                  r.store_mib_s, r.load_mib_s, r.store_p50_us, r.store_p99_us, r.load_p50_us, r.load_p99_us,
                  static_cast<unsigned long long>(r.mem_used_max_bytes), static_cast<unsigned long long>(r.bd_writes),
-                 static_cast<unsigned long long>(r.bd_reads), r.writeback_mib_s, r.verified ? "true" : "false");
+                 static_cast<unsigned long long>(r.bd_reads), r.writeback_mib_s, r.recompress_mib_s,
+                 r.recompressed_pages, r.verified ? "true" : "false");
     std::fflush(out);
 }
 
@@ -94,12 +111,13 @@ inline void print_table(std::FILE* out, const std::vector<RunResult>& results,
 
     // With --backing: the peak memory, and what the reclaimer wrote back and read back.
     const bool backed = std::any_of(results.begin(), results.end(), [](const RunResult& r) { return r.backed; });
+    const int algo_w = detail::algo_width(results, unavailable);
     for (const std::string& input : inputs) {
         std::size_t pages = 0;
         for (const auto& r : results)
             if (r.input == input) pages = r.pages;
         std::fprintf(out, "\n%s: %zu pages\n", input.c_str(), pages);
-        std::fprintf(out, "  %-12s %-9s %3s %7s %9s %9s %6s %6s %9s %9s %15s %15s %8s", "engine", "algo", "thr",
+        std::fprintf(out, "  %-12s %-*s %3s %7s %9s %9s %6s %6s %9s %9s %15s %15s %8s", "engine", algo_w, "algo", "thr",
                      "ratio", "orig MiB", "mem MiB", "same", "huge", "store/s", "load/s", "store p50/p99",
                      "load p50/p99", "verified");
         if (backed) std::fprintf(out, " %9s %9s %8s %8s", "max MiB", "wb/s", "bd_w", "bd_r");
@@ -115,10 +133,11 @@ inline void print_table(std::FILE* out, const std::vector<RunResult>& results,
             for (const auto& r : results) {
                 if (r.input != input || r.algo != algo) continue;
                 std::fprintf(out,
-                             "  %-12s %-9s %3u %7.3f %9.1f %9.1f %6llu %6llu %7.0f M %7.0f M %6.1f/%-6.1fus "
+                             "  %-12s %-*s %3u %7.3f %9.1f %9.1f %6llu %6llu %7.0f M %7.0f M %6.1f/%-6.1fus "
                              "%6.1f/%-6.1fus %8s",
-                             r.engine.c_str(), r.algo.c_str(), r.threads, r.ratio(), detail::as_mib(r.orig_bytes),
-                             detail::as_mib(r.mem_used_bytes), static_cast<unsigned long long>(r.same_pages),
+                             r.engine.c_str(), algo_w, r.algo.c_str(), r.threads, r.ratio(),
+                             detail::as_mib(r.orig_bytes), detail::as_mib(r.mem_used_bytes),
+                             static_cast<unsigned long long>(r.same_pages),
                              static_cast<unsigned long long>(r.huge_pages), r.store_mib_s, r.load_mib_s, r.store_p50_us,
                              r.store_p99_us, r.load_p50_us, r.load_p99_us, r.verified ? "yes" : "NO");
                 if (backed && r.backed) {
@@ -131,7 +150,8 @@ inline void print_table(std::FILE* out, const std::vector<RunResult>& results,
             }
             for (const auto& u : unavailable)
                 if (u.input == input && u.algo == algo)
-                    std::fprintf(out, "  %-12s %-9s  unavailable: %s\n", "kernel-zram", algo.c_str(), u.why.c_str());
+                    std::fprintf(out, "  %-12s %-*s  unavailable: %s\n", "kernel-zram", algo_w, algo.c_str(),
+                                 u.why.c_str());
         }
         // zpage against the kernel, codec by codec, and against the kernel's default codec.
         const RunResult* kernel_default = nullptr;
@@ -157,6 +177,8 @@ inline void print_table(std::FILE* out, const std::vector<RunResult>& results,
                              z.load_mib_s / k.load_mib_s);
             }
         }
+        for (const auto& r : results)
+            if (r.input == input && r.recompressed) detail::print_recompression(out, r);
     }
     std::fprintf(out,
                  "\nratio = orig / mem_used; mem_used counts all a store holds, its table of 16 B per page "
@@ -196,6 +218,13 @@ inline void print_table(std::FILE* out, const std::vector<RunResult>& results,
                      "reserve having run empty).\n",
                      static_cast<unsigned long long>(pool.pool_chunks_background), pool.pool_background_ms,
                      static_cast<unsigned long long>(pool.pool_chunks_direct), pool.pool_direct_ms);
+    if (std::any_of(results.begin(), results.end(), [](const RunResult& r) { return r.recompressed; }))
+        std::fprintf(out, "A+B: stored with A (store/s and its latencies are A's), then every page marked idle and "
+                          "recompressed with B in one call, each page alone or in units of N neighbours (:N), and "
+                          "the store compacted; ratio, mem and loads are after it. recompression: pages B holds, "
+                          "units of grouped pages made, memory the new objects saved on the old, B's speed over the "
+                          "pages' original size, and attempts (a page or a unit) left as they were, B's result "
+                          "being no smaller.\n");
     if (std::any_of(results.begin(), results.end(), [](const RunResult& r) { return r.engine == "codec-alone"; }))
         std::fprintf(out, "codec-alone: each page compressed into a preallocated arena and decompressed back, no "
                           "store; its mem_used is the compressed bytes alone.\n");

@@ -5,6 +5,9 @@
 // was stored. Throughput is the aggregate over wall-clock time; each store and load is also timed
 // on its own for the latency percentiles. With `steady`, an untimed pass stores every page first,
 // so that the timed stores replace pages already stored: a store in use, its memory populated.
+// An A+B spec's store holds B as its secondary codec: after the timed stores with A, every page is
+// recompressed with B (timed on its own) and the store compacted, and what follows (memory, loads,
+// verification) measures the store as recompression left it.
 #pragma once
 
 #include <zpage/zpage.hpp>
@@ -12,6 +15,9 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <string>
+#include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "backing.hpp"
@@ -20,6 +26,12 @@
 #include "types.hpp"
 
 namespace zpage_bench {
+
+// --backing takes every codec but an A+B pair: a store that both writes back and recompresses
+// is not one zpage-bench builds yet.
+inline void check_runs_with_backing(const CodecSpec& spec) {
+    if (spec.recompression) throw BadInput("--backing does not go with " + spec.name + " (A+B) yet");
+}
 
 namespace detail {
 
@@ -32,25 +44,55 @@ inline zpage::FileBackingConfig backing_config(const BackingSpec& backing, const
 }
 
 template <class Store>
-RunResult run_store(const PageSet& input, typename Store::compressor_type codec, const std::string& algo,
-                    unsigned threads, const Progress& progress, bool steady, const BackingSpec* backing) {
+std::unique_ptr<Store> make_store(const PageSet& input, typename Store::compressor_type codec,
+                                  typename Store::secondary_codecs_type secondaries, const BackingSpec* backing,
+                                  std::optional<zpage::FileBackingStore>& disk) {
+    zpage::StoreConfig config{.capacity_pages = input.pages()};
+    typename Store::writeback_type writeback{};
+    if constexpr (Store::writes_back) {
+        disk.emplace(backing_config(*backing, input));
+        config.mem_limit_bytes = backing->mem_limit_bytes;
+        config.reclaim = bench_reclaim();
+        writeback.backing = &*disk;
+    }
+    return std::make_unique<Store>(config, std::move(codec), std::move(writeback), std::move(secondaries));
+}
+
+// Marks every page idle and recompresses them all with the store's first secondary codec, the
+// call timed on its own; then compacts, so that the memory measured after it no longer counts the
+// holes the old objects left.
+template <class Store>
+void recompress_all(Store& store, const Recompression& with, RunResult& r) {
+    static_cast<void>(store.mark_idle());
+    const auto begin = Clock::now();
+    const zpage::RecompressResult done = store.recompress(
+        zpage::RecompressRequest{.select = zpage::RecompressSelect::idle, .codec = 1, .group_pages = with.group_pages});
+    const Clock::duration took = Clock::now() - begin;
+    static_cast<void>(store.compact());
+    r.recompressed = true;
+    r.recompressed_pages = done.pages;
+    r.recompress_units = done.units;
+    r.recompress_bytes_saved = done.bytes_saved;
+    r.recompress_not_paid = done.not_paid;
+    r.recompress_mib_s = mib_per_s(done.pages * Store::page_size, took);
+    if (!done.status)
+        r.failure = "recompress with " + with.name + " stopped early: " + std::string(done.status.message());
+}
+
+// With `spec.recompression` (a store with that secondary codec), the stores are followed by
+// recompress_all before the memory is measured and the pages loaded.
+template <class Store>
+RunResult run_store(const PageSet& input, typename Store::compressor_type codec,
+                    typename Store::secondary_codecs_type secondaries, const CodecSpec& spec, unsigned threads,
+                    const Progress& progress, bool steady, const BackingSpec* backing) {
     constexpr std::size_t page_size = Store::page_size;
     using PageView = std::span<const std::byte, page_size>;
     const std::size_t pages = input.pages();
-    std::optional<zpage::FileBackingStore> disk;
-    const std::unique_ptr<Store> owned = [&] {
-        if constexpr (Store::writes_back) {
-            disk.emplace(backing_config(*backing, input));
-            return std::make_unique<Store>(
-                zpage::StoreConfig{.capacity_pages = pages, .mem_limit_bytes = backing->mem_limit_bytes,
-                                   .reclaim = bench_reclaim()},
-                std::move(codec), typename Store::writeback_type{.backing = &*disk});
-        } else {
-            return std::make_unique<Store>(pages, std::move(codec));
-        }
-    }();
+    std::optional<zpage::FileBackingStore> disk;  // outlives the store, which writes to it
+    const std::unique_ptr<Store> owned =
+        make_store<Store>(input, std::move(codec), std::move(secondaries), backing, disk);
     Store& store = *owned;
-    RunResult r = result_for(input, "zpage", algo, threads);
+    RunResult r = result_for(input, "zpage", spec.name, threads);
 
     FirstFailure failure;
     const auto store_page = [&](unsigned, std::size_t i) {
@@ -59,8 +101,12 @@ RunResult run_store(const PageSet& input, typename Store::compressor_type codec,
     if (steady) timed_pass(pages, threads, progress, store_page);
     const zpage::PagePoolStats pool_before = store.allocator().pool().stats();
     const Pass stored = timed_pass(pages, threads, progress, store_page);
-    const zpage::Stats stats = store.stats();
     const zpage::PagePoolStats pool_after = store.allocator().pool().stats();
+    if constexpr (Store::recompresses) {
+        recompress_all(store, *spec.recompression, r);
+        if (progress) progress(pages);
+    }
+    const zpage::Stats stats = store.stats();
     r.pool_spare_bytes = pool_after.spare_bytes;
     r.pool_chunks_background = pool_after.chunks_populated_background - pool_before.chunks_populated_background;
     r.pool_chunks_direct = pool_after.chunks_populated_direct - pool_before.chunks_populated_direct;
@@ -81,7 +127,7 @@ RunResult run_store(const PageSet& input, typename Store::compressor_type codec,
             verified = false;
         }
     }
-    r.failure = failure.what();
+    if (std::string first = failure.what(); !first.empty()) r.failure = std::move(first);
 
     if constexpr (Store::writes_back) {
         const zpage::WritebackStats wb = store.writeback_stats();
@@ -104,36 +150,83 @@ RunResult run_store(const PageSet& input, typename Store::compressor_type codec,
     return r;
 }
 
+// The family each zpage codec type runs, and the codec a spec's parameter makes.
+template <class Codec>
+constexpr CodecFamily family_of() {
+    if constexpr (std::is_same_v<Codec, zpage::Lz4>) {
+        return CodecFamily::lz4;
+    } else if constexpr (std::is_same_v<Codec, zpage::Lz4hc>) {
+        return CodecFamily::lz4hc;
+    } else if constexpr (std::is_same_v<Codec, zpage::Zstd>) {
+        return CodecFamily::zstd;
+    } else {
+        static_assert(std::is_same_v<Codec, zpage::Identity>);
+        return CodecFamily::identity;
+    }
+}
+template <class Codec>
+Codec make_codec(int param) {
+    if constexpr (std::is_same_v<Codec, zpage::Identity>) {
+        return {};
+    } else {
+        return Codec{param};
+    }
+}
+
+// Calls f(codec) with the codec of `family` at `param`, if it is one of Codecs (the families a
+// run may take there: each is an instantiation of f, and of a store type); BadInput otherwise.
+template <class... Codecs, class F>
+RunResult with_codec(CodecFamily family, int param, const std::string& name, F&& f) {
+    std::optional<RunResult> result;
+    const auto try_codec = [&]<class Codec>(std::type_identity<Codec>) {
+        if (family != family_of<Codec>()) return false;
+        result = f(make_codec<Codec>(param));
+        return true;
+    };
+    static_cast<void>((try_codec(std::type_identity<Codecs>{}) || ...));
+    if (!result) throw BadInput("no zpage store runs " + name);
+    return std::move(*result);
+}
+
 template <template <class, std::size_t> class Bundle, std::size_t PageSize>
 RunResult run_zpage_bundle(const PageSet& input, const CodecSpec& spec, unsigned threads, const Progress& progress,
                            bool steady, const BackingSpec* backing) {
-    using zpage::CompressedPageStore;
-    switch (spec.family) {
-    case CodecFamily::lz4:
-        return run_store<CompressedPageStore<Bundle<zpage::Lz4, PageSize>>>(input, zpage::Lz4{spec.param}, spec.name,
-                                                                            threads, progress, steady, backing);
-    case CodecFamily::lz4hc:
-        return run_store<CompressedPageStore<Bundle<zpage::Lz4hc, PageSize>>>(input, zpage::Lz4hc{spec.param}, spec.name,
-                                                                              threads, progress, steady, backing);
-    case CodecFamily::zstd:
-        return run_store<CompressedPageStore<Bundle<zpage::Zstd, PageSize>>>(input, zpage::Zstd{spec.param}, spec.name,
-                                                                             threads, progress, steady, backing);
-    case CodecFamily::identity:
-        return run_store<CompressedPageStore<Bundle<zpage::Identity, PageSize>>>(input, zpage::Identity{}, spec.name,
-                                                                                 threads, progress, steady, backing);
-    case CodecFamily::kernel_only: break;
-    }
-    throw BadInput(spec.name + " runs on the kernel side only");
+    return with_codec<zpage::Lz4, zpage::Lz4hc, zpage::Zstd, zpage::Identity>(
+        spec.family, spec.param, spec.name, [&]<class Codec>(Codec codec) {
+            using Store = zpage::CompressedPageStore<Bundle<Codec, PageSize>>;
+            return run_store<Store>(input, codec, {}, spec, threads, progress, steady, backing);
+        });
 }
 
 template <class Codec, std::size_t PageSize>
 using PlainBundle = zpage::TraitsFor<Codec, PageSize>;
 template <class Codec, std::size_t PageSize>
 using BackedBundle = zpage::WritebackTraits<zpage::FileBackingStore, Codec, PageSize>;
+template <class Primary, class Secondary, std::size_t PageSize>
+struct TieredBundle : zpage::TraitsFor<Primary, PageSize> {
+    using secondary_codecs = std::tuple<Secondary>;
+};
+
+// An A+B spec: the pairs codec_spec.hpp's parse_pair accepts, A = lz4, B = lz4hc or zstd.
+template <std::size_t PageSize>
+RunResult run_zpage_tiered(const PageSet& input, const CodecSpec& spec, unsigned threads, const Progress& progress,
+                           bool steady) {
+    const Recompression& b = *spec.recompression;
+    return with_codec<zpage::Lz4>(spec.family, spec.param, spec.name, [&]<class Primary>(Primary primary) {
+        return with_codec<zpage::Lz4hc, zpage::Zstd>(
+            b.family, b.param, spec.name, [&]<class Secondary>(Secondary secondary) {
+                using Store = zpage::CompressedPageStore<TieredBundle<Primary, Secondary, PageSize>>;
+                return run_store<Store>(input, primary, std::tuple<Secondary>{secondary}, spec, threads, progress,
+                                        steady, nullptr);
+            });
+    });
+}
 
 template <std::size_t PageSize>
 RunResult run_zpage_sized(const PageSet& input, const CodecSpec& spec, unsigned threads, const Progress& progress,
                           bool steady, const BackingSpec* backing) {
+    if (backing != nullptr) check_runs_with_backing(spec);
+    if (spec.recompression) return run_zpage_tiered<PageSize>(input, spec, threads, progress, steady);
     if (backing != nullptr) return run_zpage_bundle<BackedBundle, PageSize>(input, spec, threads, progress, steady, backing);
     return run_zpage_bundle<PlainBundle, PageSize>(input, spec, threads, progress, steady, nullptr);
 }

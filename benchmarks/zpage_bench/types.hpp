@@ -59,7 +59,7 @@ struct PageSet {
 struct RunResult {
     std::string input;
     std::string engine;  // "zpage", "kernel-zram" or (--baseline) "codec-alone"
-    std::string algo;    // the name the user gave, e.g. "lz4", "zstd-3", "lzo-rle"
+    std::string algo;    // canonical: "lz4", "zstd-3", "lzo-rle", "lz4+zstd-3:16" (the user's "tiered")
     unsigned threads = 1;
     std::size_t pages = 0;
     std::uint64_t orig_bytes = 0;
@@ -83,6 +83,16 @@ struct RunResult {
     std::uint64_t bd_reads = 0;
     double writeback_mib_s = 0;
     double direct_write_mib_s = 0;  // 1 MiB O_DIRECT writes to the backing file's file system, same run
+    // zpage with an A+B codec: every page stored with A was marked idle and recompressed with B in
+    // one recompress() call after the stores (zpage::RecompressResult's figures); the row's
+    // memory, ratio and loads are those after it. The speed is the pages recompressed, at their
+    // original size, over that call's time.
+    bool recompressed = false;
+    std::size_t recompressed_pages = 0;
+    std::size_t recompress_units = 0;
+    std::int64_t recompress_bytes_saved = 0;
+    std::size_t recompress_not_paid = 0;
+    double recompress_mib_s = 0;
     // zpage only, not in the JSON: what the process's page pool held beyond the pages it had
     // handed out, right after the stores (memory resident but in no store's mem_used).
     std::uint64_t pool_spare_bytes = 0;
