@@ -6,10 +6,18 @@
 // one cache, say), and every charge then counts in both and must fit both limits, like a cgroup
 // inside its parent. So each shard's figures are its own, they add up to the shared budget's
 // use, and one shard's own limit never changes another's.
+//
+// An account may keep a reserve under its limit for reclaim, as the kernel keeps the pages below
+// its min watermark for tasks that free memory (PF_MEMALLOC): ordinary charges stop short of it,
+// charges made inside a ReclaimScope may use it. Recompression makes a page's new object before
+// it frees the old one, so a store that holds its limit by recompressing needs that room when
+// its stores have filled everything else.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <utility>
 
 namespace zpage {
 
@@ -29,7 +37,7 @@ public:
     [[nodiscard]] bool try_charge(std::size_t bytes) noexcept {
         std::size_t used = used_.load(std::memory_order_relaxed);
         for (;;) {
-            const std::size_t limit = limit_.load(std::memory_order_relaxed);
+            const std::size_t limit = usable_limit();
             if (limit != 0 && (bytes > limit || used > limit - bytes)) return false;
             if (used_.compare_exchange_weak(used, used + bytes, std::memory_order_relaxed)) break;
         }
@@ -64,10 +72,40 @@ public:
     // frees nothing; it refuses further charges until usage drops. Any thread.
     void set_limit(std::size_t bytes) noexcept { limit_.store(bytes, std::memory_order_relaxed); }
 
+    // Keeps `permille` of the limit for charges made inside a ReclaimScope (0: no reserve). Any thread.
+    void set_reclaim_reserve_permille(unsigned permille) noexcept {
+        reserve_permille_.store(permille, std::memory_order_relaxed);
+    }
+
+    // While one lives, the calling thread's charges may use every account's reclaim reserve.
+    class ReclaimScope {
+    public:
+        ReclaimScope() noexcept : outer_(std::exchange(reclaiming(), true)) {}
+        ~ReclaimScope() { reclaiming() = outer_; }
+        ReclaimScope(const ReclaimScope&) = delete;
+        ReclaimScope& operator=(const ReclaimScope&) = delete;
+
+    private:
+        bool outer_;
+    };
+
     // Restarts the peak from the current usage (zram: writing to mem_used_max).
     void reset_max_used() noexcept { max_used_.store(used(), std::memory_order_relaxed); }
 
 private:
+    static bool& reclaiming() noexcept {
+        thread_local bool inside = false;
+        return inside;
+    }
+
+    // The limit a charge of the calling thread may reach: all of it while reclaiming.
+    std::size_t usable_limit() const noexcept {
+        const std::size_t limit = limit_.load(std::memory_order_relaxed);
+        const unsigned permille = reserve_permille_.load(std::memory_order_relaxed);
+        if (limit == 0 || permille == 0 || reclaiming()) return limit;
+        return std::max<std::size_t>(limit - (limit / 1000 * permille + limit % 1000 * permille / 1000), 1);
+    }
+
     void note_peak(std::size_t now) noexcept {
         std::size_t peak = max_used_.load(std::memory_order_relaxed);
         while (now > peak && !max_used_.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
@@ -78,6 +116,7 @@ private:
     std::atomic<std::size_t> used_{0};
     std::atomic<std::size_t> max_used_{0};
     std::atomic<std::size_t> limit_{0};
+    std::atomic<unsigned> reserve_permille_{0};
 };
 
 }  // namespace zpage

@@ -44,9 +44,11 @@ struct RecompressRequest {
 
 struct RecompressResult {
     std::size_t pages = 0;        // pages now held by the codec
+    std::size_t tried = 0;        // pages decoded and compressed again, whether it paid or not
     std::size_t units = 0;        // units of grouped pages made
     std::int64_t bytes_saved = 0; // memory their old objects took less what the new ones take
     std::size_t not_paid = 0;     // attempts (a page, or a unit) whose result would not have been smaller
+    std::size_t next = 0;         // the index after the last window looked at: where to go on from
     Status status;                // what stopped it early (memory_limit, out_of_memory, invalid_argument)
 };
 

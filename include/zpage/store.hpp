@@ -146,6 +146,8 @@ public:
 
     static constexpr bool writes_back = writeback_type::writes_back;
     static constexpr bool recompresses = std::tuple_size_v<secondary_codecs_type> != 0;
+    // A store that can reclaim memory by itself: by writing pages back, by recompressing them, or both.
+    static constexpr bool reclaims = writes_back || recompresses;
 
 private:
     using encoder_type = detail::Encoder<compressor_type, allocator_type, page_size>;
@@ -182,12 +184,17 @@ public:
           encoder_(std::move(codec), allocator_, config.huge_threshold(page_size)),
           recompressor_(*this, std::move(secondary_codecs)),
           engine_(*this) {
-        if constexpr (writes_back) {
-            engine_.start(writeback);
-            if (!config.reclaim.manual_only())
+        if constexpr (writes_back) engine_.start(writeback);
+        if constexpr (reclaims) {
+            check_reclaim(config.reclaim);
+            if (!config.reclaim.manual_only()) {
                 reclaimer_ = std::make_unique<detail::Reclaimer<CompressedPageStore>>(*this, config.reclaim);
+                if (recompresses && config.reclaim.direct)
+                    budget_.set_reclaim_reserve_permille(config.reclaim.min_free_permille);
+            }
         } else if (!config.reclaim.manual_only()) {
-            throw std::invalid_argument("zpage::StoreConfig: reclaim other than manual() needs a writeback policy");
+            throw std::invalid_argument(
+                "zpage::StoreConfig: reclaim other than manual() needs a writeback policy or secondary codecs");
         }
         budget_.charge(table_.memory_bytes());
     }
@@ -195,8 +202,10 @@ public:
     // The allocator gives back all object memory at once; no per-page work. Records of
     // written-back pages are freed on the backing store, which may outlive the store.
     ~CompressedPageStore() {
-        if constexpr (writes_back) {
+        if constexpr (reclaims) {
             if (reclaimer_) reclaimer_->stop();
+        }
+        if constexpr (writes_back) {
             walk(0, table_.capacity(), [&](std::size_t, LockedPage& entry) noexcept {
                 const PageRecord r = entry.get();
                 if (r.has(PageFlag::written_back)) engine_.release(r);
@@ -214,7 +223,7 @@ public:
     Status store(std::size_t index, page_view page) noexcept {
         if (index >= table_.capacity()) return errc::out_of_range;
         Result<PageRecord> next = encoder_.encode(page, static_cast<OwnerId>(index), true);
-        if constexpr (writes_back) {
+        if constexpr (reclaims) {
             for (int attempt = 0; !next && next.error() == errc::memory_limit && attempt < direct_attempts &&
                                   reclaimer_ && reclaimer_->reclaim_direct();
                  ++attempt)
@@ -222,7 +231,7 @@ public:
         }
         if (!next) return fail_write(next.error());
         publish(index, *next);
-        if constexpr (writes_back) {
+        if constexpr (reclaims) {
             if (reclaimer_) reclaimer_->after_store(budget_.used(), budget_.limit());
         }
         return errc::ok;
@@ -360,7 +369,7 @@ public:
         return engine_.backing().stats();
     }
     [[nodiscard]] ReclaimStats reclaim_stats() const noexcept
-        requires(writes_back)
+        requires(reclaims)
     {
         return reclaimer_ ? reclaimer_->stats() : ReclaimStats{};
     }
@@ -446,6 +455,20 @@ private:
         pages_stored, compr_bytes, same_pages, huge_pages, huge_pages_since,
         num_reads, num_writes, failed_reads, failed_writes, count
     };
+
+    // What the reclaimer is asked to do must be what this store can: writeback by age or under a
+    // daily budget needs a writeback policy, recompression a secondary codec of that id.
+    static void check_reclaim(const ReclaimConfig& reclaim) {
+        if (!writes_back && (reclaim.idle_age.count() != 0 || reclaim.daily_writeback_blocks != 0))
+            throw std::invalid_argument(
+                "zpage::StoreConfig: idle_age and daily_writeback_blocks write back, which needs a writeback policy");
+        if (!recompresses && reclaim.recompress_age.count() != 0)
+            throw std::invalid_argument("zpage::StoreConfig: recompress_age needs secondary codecs");
+        if (recompresses &&
+            (reclaim.recompress_codec == 0 || reclaim.recompress_codec > std::tuple_size_v<secondary_codecs_type>))
+            throw std::invalid_argument("zpage::StoreConfig: recompress_codec must name one of the traits' secondary "
+                                        "codecs (1.." + std::to_string(std::tuple_size_v<secondary_codecs_type>) + ")");
+    }
 
     static const StoreConfig& checked(const StoreConfig& config) {
         config.validate(page_size);
@@ -581,7 +604,7 @@ private:
     [[no_unique_address]] recompressor_type recompressor_;  // after the allocator: its units go first
     [[no_unique_address]] engine_type engine_;  // after the table and allocator: destroyed first
     // Last: its thread uses everything above, and stops before any of it goes. Null without one.
-    [[no_unique_address]] std::conditional_t<writes_back, std::unique_ptr<detail::Reclaimer<CompressedPageStore>>,
+    [[no_unique_address]] std::conditional_t<reclaims, std::unique_ptr<detail::Reclaimer<CompressedPageStore>>,
                                              detail::Absent> reclaimer_;
     detail::StripedCounters<Counter> counters_;
 };

@@ -9,6 +9,7 @@
 
 #include "allocator/allocator.hpp"
 #include "compressor/lz4.hpp"
+#include "compressor/zstd.hpp"
 #include "page_table.hpp"
 #include "writeback/concept.hpp"
 
@@ -32,6 +33,13 @@ struct TraitsFor : DefaultTraits {
     static constexpr std::size_t page_size = PageSize;
     using compressor = Codec;
     using allocator = SizeClassAllocator<PageSize>;
+};
+
+// zpage's recommended bundle: lz4 on the store path, zstd (level 3 unless given) for cold pages,
+// recompressed in units of neighbouring pages; run it with ReclaimConfig::tiered().
+template <std::size_t PageSize = 4096>
+struct TieredTraits : TraitsFor<Lz4, PageSize> {
+    using secondary_codecs = std::tuple<Zstd>;
 };
 
 template <class T>

@@ -103,6 +103,7 @@ public:
         }
         const auto started = std::chrono::steady_clock::now();
         std::unique_lock guard = lock_waiting_for(mutex_, "recompression mutex");
+        const MemoryBudget::ReclaimScope reclaiming;  // it frees memory: it may use the reserve
         with_encoder(request.codec, [&](auto& encoder) noexcept { run(encoder, request, result); });
         stats_.pages_recompressed += result.pages;
         stats_.units_made += result.units;
@@ -199,8 +200,8 @@ private:
         const std::size_t group = request.group_pages;
         const std::size_t last = std::min(request.last, store_.capacity());
         const bool last_codec = request.codec == codec_count;
-        for (std::size_t window = request.first / group * group; window < last && result.pages < request.max_pages;
-             window += group) {
+        std::size_t window = request.first / group * group;
+        for (; window < last && result.pages < request.max_pages; window += group) {
             std::array<Member, max_group_pages> members;
             std::size_t count = 0;
             typename units_type::members_mask mask = 0;
@@ -217,6 +218,7 @@ private:
                 mask = static_cast<typename units_type::members_mask>(mask | (1u << p));
             }
             if (count == 0) continue;
+            result.tried += count;
             std::size_t old_footprint = 0;
             for (std::size_t m = 0; m < count; ++m) old_footprint += footprint_of_object(members[m].record.size());
 
@@ -256,15 +258,18 @@ private:
                 paid = true;
                 return errc::ok;
             });
-            if (!paid) ++result.not_paid;
-            publish(members, count, paid, last_codec, single, unit, compressed_bytes, new_footprint, request.codec,
-                    result);
+            // A result that did not pay flags its pages (with the last codec); one that could not
+            // be allocated leaves them as they were, for a later try.
+            if (!paid && made) ++result.not_paid;
+            publish(members, count, paid, last_codec && made, single, unit, compressed_bytes, new_footprint,
+                    request.codec, result);
             if (!made) {
                 result.status = made;
                 break;
             }
             if (freed_since_compaction_ >= compaction_bytes) compact();
         }
+        result.next = std::min(window, last);
         if (freed_since_compaction_ != 0) compact();
     }
 
@@ -278,7 +283,7 @@ private:
 
     // Step 3 for one window: members still flagged take the new record (or, when it did not pay
     // or could not be made, are unflagged); the old objects go after the locks.
-    void publish(const std::array<Member, max_group_pages>& members, std::size_t count, bool paid, bool last_codec,
+    void publish(const std::array<Member, max_group_pages>& members, std::size_t count, bool paid, bool flag_failures,
                  const PageRecord& single, std::uint32_t unit, std::size_t compressed_bytes,
                  std::size_t new_footprint, unsigned codec, RecompressResult& result) noexcept {
         std::array<PageRecord, max_group_pages> replaced;
@@ -290,7 +295,7 @@ private:
             if (!now.has(PageFlag::under_recompression)) continue;  // a store or erase won
             if (!paid) {
                 entry.clear_flag(PageFlag::under_recompression);
-                if (last_codec) entry.set_flag(PageFlag::incompressible);
+                if (flag_failures) entry.set_flag(PageFlag::incompressible);
                 continue;
             }
             const std::uint32_t idle = now.meta & PageEntry::flag_bit(PageFlag::idle);
