@@ -105,23 +105,13 @@ TEST_CASE("recompression, writeback, loads, stores, erases and compaction race w
         }
         watchdog.leave(me);
     };
-    auto compactor = [&] {
-        auto& me = watchdog.enroll("compactor");
-        while (!stop.load(std::memory_order_relaxed)) {
-            me.working("compact");
-            static_cast<void>(store.compact());
-            me.done();
-            std::this_thread::sleep_for(1ms);
-        }
-        watchdog.leave(me);
-    };
 
     std::vector<std::thread> threads;
     for (std::uint64_t i = 1; i <= storers; ++i) threads.emplace_back(storer, i);
     for (std::uint64_t i = 1; i <= 2; ++i) threads.emplace_back(loader, i);
     threads.emplace_back(recompressor);
     threads.emplace_back(writer);
-    threads.emplace_back(compactor);
+    threads.emplace_back([&] { zpage_test::compact_until(store, watchdog, stop); });
     std::this_thread::sleep_for(1500ms);
     stop = true;
     for (auto& t : threads) t.join();

@@ -8,6 +8,9 @@
 #include <zpage/writeback/memory_backing_store.hpp>
 #include <zpage/zpage.hpp>
 
+#include <atomic>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 #include "fixtures.hpp"
@@ -56,6 +59,19 @@ std::size_t count_flagged(const Store& store, zpage::PageFlag flag) {
     std::size_t n = 0;
     for (std::size_t i = 0; i < store.capacity(); ++i) n += store.state(i).has(flag);
     return n;
+}
+
+// A race's compactor: compacts every millisecond until `stop`, as a worker of `watchdog`.
+template <class Store, class Watchdog>
+void compact_until(Store& store, Watchdog& watchdog, const std::atomic<bool>& stop) {
+    auto& me = watchdog.enroll("compactor");
+    while (!stop.load(std::memory_order_relaxed)) {
+        me.working("compact");
+        static_cast<void>(store.compact());
+        me.done();
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    watchdog.leave(me);
 }
 
 }  // namespace zpage_test
