@@ -148,7 +148,7 @@ const std::vector<std::string> documented_fields = {
     "compr_bytes",  "mem_used_bytes", "same_pages",  "huge_pages",  "store_mib_s", "load_mib_s",
     "store_p50_us", "store_p99_us",   "load_p50_us", "load_p99_us", "mem_used_max_bytes",
     "bd_writes",    "bd_reads",       "writeback_mib_s", "recompress_mib_s", "recompressed_pages",
-    "verified"};
+    "codec_unit_mib_s", "verified"};
 
 // A JSON line has exactly the documented fields, in order: three strings, numbers, a boolean.
 void check_documented_fields(const std::string& line) {
@@ -200,6 +200,7 @@ TEST_CASE("--algo A+B:N stores with A, recompresses every page with B in units o
     }
     CHECK(json_value(out[0], "recompressed_pages") == "0");
     CHECK(json_value(out[1], "algo") == "lz4+zstd-3:16");
+    for (const std::string& line : out) CHECK(std::stod(json_value(line, "codec_unit_mib_s")) == 0);  // no --baseline
     CHECK(std::stoull(json_value(out[1], "recompressed_pages")) > 0);
     CHECK(std::stod(json_value(out[1], "recompress_mib_s")) > 0);
     const auto ratio = [](const std::string& line) {
@@ -278,6 +279,21 @@ TEST_CASE("--baseline adds each codec alone on the same pages, verified, beside 
     const Outcome table = run_bench("--baseline --algo lz4 " + input.path);
     REQUIRE(table.status == 0);
     CHECK(table.out.find("zpage lz4 against the codec alone") != std::string::npos);
+}
+
+TEST_CASE("--baseline with A+B:N times B alone on the same units of N pages, beside the recompression") {
+    TempPages input(302, 0);  // not a multiple of 4: the last unit is shorter
+    const auto out = run_json("--baseline --json --algo lz4+zstd-3:4 " + input.path, 1);  // no codec-alone row
+    check_documented_fields(out[0]);
+    CHECK(json_value(out[0], "engine") == "zpage");
+    CHECK(json_value(out[0], "verified") == "true");
+    CHECK(std::stod(json_value(out[0], "recompress_mib_s")) > 0);
+    CHECK(std::stod(json_value(out[0], "codec_unit_mib_s")) > 0);
+
+    const Outcome table = run_bench("--baseline --algo lz4+zstd-3:4 " + input.path);
+    INFO("stderr: " << table.err);
+    REQUIRE(table.status == 0);
+    CHECK(table.out.find("zstd-3 alone on the same 16 KiB units ") != std::string::npos);
 }
 
 TEST_CASE("the table names every codec and the verification") {

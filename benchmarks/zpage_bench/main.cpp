@@ -49,7 +49,8 @@ options
                      N neighbouring pages (1 to 16, default 1); ratio, memory and loads are
                      after the recompression, store/s is A's; a line under the table gives the
                      recompression's figures. tiered: the recommended pair, lz4+zstd-3:16.
-                     --backing refuses A+B; --baseline adds no codec-alone row for it
+                     --backing refuses A+B; --baseline adds no codec-alone row for it but
+                     times B alone on its units (see --baseline)
   --threads N        split the pages among N threads storing, then loading, at once (default 1)
   --page-size N      4096 (default) or 16384
   --steady           time stores that replace pages already stored (an untimed pass stores them
@@ -59,13 +60,18 @@ options
   --kernel=auto      the same, but an occupied device is a note instead of an error
   --baseline         also time each codec alone on the same pages: compressed into a preallocated
                      arena and decompressed back, no store (engine "codec-alone"), the limit a
-                     store can approach
+                     store can approach; for an A+B[:N] pair, B alone compressing the input in
+                     the units recompression forms (N consecutive pages each, the last one what
+                     is left), on one thread as recompression runs, compression only: its speed
+                     and recompression's against it (which includes decoding every page from A)
+                     follow the recompression's line
   --backing FILE     with --mem-limit: zpage's stores hold at most MiB each, their reclaimer
   --mem-limit MiB    writing pages back to FILE (a new or empty file, removed after); adds the
                      peak memory, bd_writes, bd_reads and writeback MiB/s, and the speed of 1 MiB
                      O_DIRECT writes to the same file system (dd bs=1M oflag=direct) for scale
   --json             one JSON object per result on stdout instead of the table (recompress_mib_s
-                     and recompressed_pages: 0 but for A+B)
+                     and recompressed_pages: 0 but for A+B; codec_unit_mib_s, B alone on the
+                     same units: 0 but for A+B with --baseline)
   --plot FILE.svg    write a chart of ratio against store and load throughput
   -h, --help         this text
 
@@ -211,6 +217,7 @@ int run(int argc, char** argv) {
             if (spec.runs_on_zpage()) {
                 jobs.push_back({&input, &spec, Engine::zpage});
                 units += (zpage_passes + (spec.recompression ? 1 : 0)) * input.pages();
+                if (spec.recompression && o.baseline) units += input.pages();  // B alone on its units
             }
             if (!with_kernel) continue;
             const std::optional<std::string> name = spec.kernel_name();
@@ -248,6 +255,10 @@ int run(int argc, char** argv) {
             bar.set_label(job.input->name + " zpage " + job.spec->name);
             r = run_zpage(*job.input, *job.spec, o.threads, progress, o.steady, backing ? &*backing : nullptr);
             r.direct_write_mib_s = direct_write;
+            if (job.spec->recompression && o.baseline) {
+                bar.set_label(job.input->name + " codec-alone " + job.spec->recompression->name + " in units");
+                measure_codec_units(*job.input, *job.spec->recompression, progress, r);
+            }
             break;
         case Engine::kernel_zram:
             bar.set_label(job.input->name + " kernel-zram " + job.spec->name);

@@ -74,7 +74,7 @@ void recompress_all(Store& store, const Recompression& with, RunResult& r) {
     r.recompress_units = done.units;
     r.recompress_bytes_saved = done.bytes_saved;
     r.recompress_not_paid = done.not_paid;
-    r.recompress_mib_s = mib_per_s(done.pages * Store::page_size, took);
+    r.recompress_mib_s = mib_per_s(done.tried * Store::page_size, took);  // paid or not: all of its work
     if (!done.status)
         r.failure = "recompress with " + with.name + " stopped early: " + std::string(done.status.message());
 }

@@ -85,14 +85,21 @@ struct RunResult {
     double direct_write_mib_s = 0;  // 1 MiB O_DIRECT writes to the backing file's file system, same run
     // zpage with an A+B codec: every page stored with A was marked idle and recompressed with B in
     // one recompress() call after the stores (zpage::RecompressResult's figures); the row's
-    // memory, ratio and loads are those after it. The speed is the pages recompressed, at their
-    // original size, over that call's time.
+    // memory, ratio and loads are those after it. The speed is the pages the call decoded and
+    // compressed again (whether the result paid or not), at their original size, over its time.
     bool recompressed = false;
     std::size_t recompressed_pages = 0;
     std::size_t recompress_units = 0;
     std::int64_t recompress_bytes_saved = 0;
     std::size_t recompress_not_paid = 0;
     double recompress_mib_s = 0;
+    // An A+B[:N] row with --baseline: B alone compressing the same input in units of N pages on
+    // one thread (run_codec.hpp's measure_codec_units), MiB/s of the input; 0 when not measured.
+    // Recompression's time also holds decoding every page from A: the two compare as the whole
+    // background work against B's compression alone.
+    double codec_unit_mib_s = 0;
+    std::string codec_unit_algo;       // not in the JSON: B's name, for the table
+    std::size_t codec_unit_bytes = 0;  // not in the JSON: a unit's size (N pages)
     // zpage only, not in the JSON: what the process's page pool held beyond the pages it had
     // handed out, right after the stores (memory resident but in no store's mem_used).
     std::uint64_t pool_spare_bytes = 0;
