@@ -17,6 +17,8 @@ struct Tiered : zpage::TraitsFor<Primary> {
 };
 
 using Lz4ZstdStore = zpage::CompressedPageStore<Tiered<zpage::Lz4, zpage::Zstd>>;
+using Lz4Lz4hcStore = zpage::CompressedPageStore<Tiered<zpage::Lz4, zpage::Lz4hc>>;
+using RawZstdStore = zpage::CompressedPageStore<Tiered<zpage::Identity, zpage::Zstd>>;
 
 // The corpora's pages, or generated ones when ../shared is absent.
 std::vector<std::byte> sample_pages(std::size_t max_pages) {
@@ -46,16 +48,17 @@ void check_all(Store& store, const std::vector<std::byte>& pages) {
 
 }  // namespace
 
-TEST_CASE("recompressing corpus pages with zstd alone and in groups keeps every byte and saves memory") {
+TEST_CASE_TEMPLATE("recompressing corpus pages alone and in groups keeps every byte and saves memory", Store,
+                   Lz4ZstdStore, Lz4Lz4hcStore, RawZstdStore) {
     if (zpage_test::corpora().empty()) {
         MESSAGE("skipped: no corpora in " << zpage_test::corpora_dir());
         return;
     }
-    const std::vector<std::byte> pages = sample_pages(zpage_test::scaled(12288));
+    const std::vector<std::byte> pages = sample_pages(zpage_test::scaled(6144));
     const std::size_t n = pages.size() / 4096;
     for (const std::size_t group : {std::size_t{1}, std::size_t{4}, std::size_t{16}}) {
         CAPTURE(group);
-        Lz4ZstdStore store(zpage::StoreConfig{.capacity_pages = n});
+        Store store(zpage::StoreConfig{.capacity_pages = n});
         store_all(store, pages);
         const zpage::Stats before = store.stats();
         CHECK(store.mark_idle() > 0);
