@@ -69,7 +69,7 @@ struct CodecSpec {
     }
 };
 
-inline constexpr std::string_view default_algos = "lz4,lz4hc-9,zstd-1,zstd-3";
+inline constexpr std::string_view default_algos = "lz4,lz4hc-9,zstd-1,zstd-3,tiered";
 inline constexpr std::string_view kernel_default_algo = "lzo-rle";
 inline constexpr std::string_view tiered_algo = "lz4+zstd-3:16";  // what --algo tiered stands for
 

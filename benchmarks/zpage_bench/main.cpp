@@ -43,7 +43,7 @@ machine's installed libraries)
 options
   --algo LIST        comma-separated codecs: lz4, lz4-N (acceleration), lz4hc-N, zstd-N (levels;
                      zstd--N for negative ones), identity; on the kernel side only: lzo, lzo-rle
-                     (default: lz4,lz4hc-9,zstd-1,zstd-3, plus lzo-rle with --kernel)
+                     (default: lz4,lz4hc-9,zstd-1,zstd-3,tiered, plus lzo-rle with --kernel)
                      A+B[:N], zpage only: store with A (lz4, lz4-N), then mark every page idle
                      and recompress it with B (zstd-N, lz4hc-N), each page alone or in units of
                      N neighbouring pages (1 to 16, default 1); ratio, memory and loads are
