@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -30,6 +31,7 @@
 #include <optional>
 #include <span>
 #include <stdexcept>
+#include <string_view>
 #include <tuple>
 #include <utility>
 
@@ -105,23 +107,34 @@ public:
         std::unique_lock guard = lock_waiting_for(mutex_, "recompression mutex");
         const MemoryBudget::ReclaimScope reclaiming;  // it frees memory: it may use the reserve
         with_encoder(request.codec, [&](auto& encoder) noexcept { run(encoder, request, result); });
-        stats_.pages_recompressed += result.pages;
-        stats_.units_made += result.units;
-        stats_.bytes_saved += static_cast<std::uint64_t>(std::max<std::int64_t>(result.bytes_saved, 0));
-        stats_.attempts_not_paid += result.not_paid;
-        stats_.recompress_us += static_cast<std::uint64_t>(
-            std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started).count());
+        add(&RecompressStats::pages_recompressed, result.pages);
+        add(&RecompressStats::units_made, result.units);
+        add(&RecompressStats::bytes_saved, static_cast<std::uint64_t>(std::max<std::int64_t>(result.bytes_saved, 0)));
+        add(&RecompressStats::attempts_not_paid, result.not_paid);
+        add(&RecompressStats::recompress_us,
+            static_cast<std::uint64_t>(
+                std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started)
+                    .count()));
         return result;
     }
 
+    // Not behind the recompression mutex: a long recompression does not hold a reader up.
     [[nodiscard]] RecompressStats stats() const noexcept {
-        std::unique_lock guard = lock_waiting_for(mutex_, "recompression mutex");
-        return stats_;
+        RecompressStats s;
+        RecompressStats::for_each_field([&](std::string_view, auto member, StatUnit) {
+            // NOLINTNEXTLINE: every access to stats_ is atomic; atomic_ref needs a non-const object
+            s.*member = std::atomic_ref<std::uint64_t>(const_cast<std::uint64_t&>(stats_.*member)).load(std::memory_order_relaxed);
+        });
+        return s;
     }
 
     [[nodiscard]] OwnerId owner_base() const noexcept { return units_.owner_base(); }
 
 private:
+    void add(std::uint64_t RecompressStats::*member, std::uint64_t n) noexcept {
+        std::atomic_ref<std::uint64_t>(stats_.*member).fetch_add(n, std::memory_order_relaxed);
+    }
+
     struct Member {
         std::size_t index;
         PageRecord record;
@@ -333,10 +346,10 @@ private:
     Store& store_;
     typename encoders_of<codecs_type>::type encoders_;
     units_type units_;
-    mutable std::mutex mutex_;             // one recompress() at a time; guards what follows
+    std::mutex mutex_;                     // one recompress() at a time; guards input_ and primary_dctx_
     std::unique_ptr<std::byte[]> input_;   // a window's pages, decoded
     std::optional<primary_dctx_type> primary_dctx_;
-    RecompressStats stats_;
+    RecompressStats stats_;  // every access through std::atomic_ref
     std::size_t freed_since_compaction_ = 0;
     static constexpr std::size_t compaction_bytes = std::size_t{4} << 20;  // a few spans of each busy class
 };
