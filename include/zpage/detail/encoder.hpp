@@ -76,12 +76,10 @@ public:
                     std::span<const std::byte, MaxInputBytes>(input.data(), MaxInputBytes)))
                 return PageRecord::same_filled(*fill);
         }
-        auto stream = streams_.for_compression();
-        if (!stream) return errc::out_of_memory;
-        const std::span<std::byte> scratch(stream->scratch.get(), scratch_bytes);
-        const std::size_t compressed = codec_.compress(*stream->compress, input, scratch);
-        const bool huge = compressed == 0 || compressed > huge_threshold_;
-        return adopt(huge ? input : std::span<const std::byte>(scratch.first(compressed)), huge, owner);
+        return compress_then(input, [&](std::span<const std::byte> compressed) noexcept -> Result<PageRecord> {
+            const bool huge = compressed.empty() || compressed.size() > huge_threshold_;
+            return adopt(huge ? input : compressed, huge, owner);
+        });
     }
 
     // The record for bytes already encoded (a compressed page brought back from a backing
@@ -94,11 +92,13 @@ public:
     }
 
     // Compresses `input` (up to MaxInputBytes) into a stream's scratch buffer and returns what
-    // use(compressed) returns; `compressed` is empty when the codec could not shrink it into the
-    // scratch. For writers that decide what to make of the result (recompression). Any thread,
-    // under no lock.
+    // use(compressed) returns (a Status or a Result, out_of_memory when no stream can be had);
+    // `compressed` is empty when the codec could not shrink it into the scratch. encode() is one
+    // use; recompression, which decides what to make of the result, another. Any thread, under
+    // no lock.
     template <class Use>
-    Status compress_then(std::span<const std::byte> input, Use&& use) noexcept {
+    auto compress_then(std::span<const std::byte> input, Use&& use) noexcept
+        -> decltype(use(std::span<const std::byte>())) {
         auto stream = streams_.for_compression();
         if (!stream) return errc::out_of_memory;
         const std::span<std::byte> scratch(stream->scratch.get(), scratch_bytes);
