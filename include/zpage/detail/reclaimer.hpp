@@ -23,6 +23,7 @@
 #include "../recompress.hpp"
 #include "../writeback/backing_store.hpp"
 #include "../writeback/engine.hpp"
+#include "atomic_counters.hpp"
 #include "os.hpp"
 
 namespace zpage::detail {
@@ -76,23 +77,14 @@ public:
         return reclaim_toward_high(/*direct=*/true);
     }
 
-    [[nodiscard]] ReclaimStats stats() const noexcept {
-        ReclaimStats s;
-        ReclaimStats::for_each_field([&](std::string_view, auto member, StatUnit) {
-            // NOLINTNEXTLINE: every access to stats_ is atomic; atomic_ref needs a non-const object
-            s.*member = std::atomic_ref<std::uint64_t>(const_cast<std::uint64_t&>(stats_.*member)).load(std::memory_order_relaxed);
-        });
-        return s;
-    }
+    [[nodiscard]] ReclaimStats stats() const noexcept { return load_counters(stats_); }
 
 private:
     static std::size_t free_bytes(std::size_t limit, unsigned permille) noexcept {
         return limit / 1000 * permille + limit % 1000 * permille / 1000;
     }
 
-    static void count(std::uint64_t& counter, std::uint64_t n = 1) noexcept {
-        std::atomic_ref<std::uint64_t>(counter).fetch_add(n, std::memory_order_relaxed);
-    }
+    static void count(std::uint64_t& counter, std::uint64_t n = 1) noexcept { add_counter(counter, n); }
 
     // Writes back and compacts until the high mark is free, nothing more can go, or stop(); a
     // direct reclaim does one round (a batch or what the deficit needs, then compaction), as the

@@ -21,7 +21,6 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -31,7 +30,6 @@
 #include <optional>
 #include <span>
 #include <stdexcept>
-#include <string_view>
 #include <tuple>
 #include <utility>
 
@@ -39,6 +37,7 @@
 #include "../errc.hpp"
 #include "../page_table.hpp"
 #include "../recompress.hpp"
+#include "atomic_counters.hpp"
 #include "encoder.hpp"
 #include "spin_mutex.hpp"
 #include "unit_table.hpp"
@@ -119,25 +118,24 @@ public:
     }
 
     // Not behind the recompression mutex: a long recompression does not hold a reader up.
-    [[nodiscard]] RecompressStats stats() const noexcept {
-        RecompressStats s;
-        RecompressStats::for_each_field([&](std::string_view, auto member, StatUnit) {
-            // NOLINTNEXTLINE: every access to stats_ is atomic; atomic_ref needs a non-const object
-            s.*member = std::atomic_ref<std::uint64_t>(const_cast<std::uint64_t&>(stats_.*member)).load(std::memory_order_relaxed);
-        });
-        return s;
-    }
+    [[nodiscard]] RecompressStats stats() const noexcept { return load_counters(stats_); }
 
     [[nodiscard]] OwnerId owner_base() const noexcept { return units_.owner_base(); }
 
 private:
-    void add(std::uint64_t RecompressStats::*member, std::uint64_t n) noexcept {
-        std::atomic_ref<std::uint64_t>(stats_.*member).fetch_add(n, std::memory_order_relaxed);
-    }
+    void add(std::uint64_t RecompressStats::*member, std::uint64_t n) noexcept { add_counter(stats_.*member, n); }
 
     struct Member {
         std::size_t index;
         PageRecord record;
+    };
+    // What compressing a window made: nothing when the result did not pay or found no memory.
+    struct Made {
+        bool paid = false;
+        PageRecord single;                  // one page: its new object
+        std::uint32_t unit = 0;             // several: their unit
+        std::size_t compressed_bytes = 0;
+        std::size_t footprint = 0;          // memory the new object or unit takes
     };
 
     static OwnerId checked_owner_base(std::size_t capacity) {
@@ -236,48 +234,44 @@ private:
             for (std::size_t m = 0; m < count; ++m) old_footprint += footprint_of_object(members[m].record.size());
 
             // Compressed as one input; kept as an object (one page) or a unit (several).
-            bool paid = false;
-            std::size_t new_footprint = 0, compressed_bytes = 0;
-            PageRecord single;
-            std::uint32_t unit = 0;
+            Made made;
             const std::span<const std::byte> input(input_.get(), count * page_size);
-            const Status made = encoder.compress_then(input, [&](std::span<const std::byte> compressed) noexcept -> Status {
+            const Status status = encoder.compress_then(input, [&](std::span<const std::byte> compressed) noexcept -> Status {
                 // Alone, a page must fit an object (a raw page compressed by a few bytes more than
                 // its page would not).
                 if (compressed.empty() || (count == 1 && compressed.size() > allocator_type::max_object_bytes))
                     return errc::ok;
-                compressed_bytes = compressed.size();
-                new_footprint = count == 1 ? footprint_of_object(compressed.size())
-                                           : LargeObject<allocator_type>::footprint(compressed.size());
-                if (new_footprint >= old_footprint) return errc::ok;
+                made.compressed_bytes = compressed.size();
+                made.footprint = count == 1 ? footprint_of_object(compressed.size())
+                                            : LargeObject<allocator_type>::footprint(compressed.size());
+                if (made.footprint >= old_footprint) return errc::ok;
                 // Under the limit, the holes earlier windows left may be what makes room.
                 for (bool retried = false;; retried = true) {
                     Status allocated;
                     if (count == 1) {
                         const Result<PageRecord> object = encoder.adopt(
                             compressed, false, static_cast<OwnerId>(members[0].index), request.codec);
-                        if (object) single = *object;
+                        if (object) made.single = *object;
                         allocated = object.status();
                     } else {
                         const Result<std::uint32_t> id = units_.create(
                             compressed, static_cast<std::uint32_t>(window), mask, static_cast<std::uint8_t>(request.codec));
-                        if (id) unit = *id;
+                        if (id) made.unit = *id;
                         allocated = id.status();
                     }
                     if (allocated) break;
                     if (retried || allocated != errc::memory_limit || freed_since_compaction_ == 0) return allocated;
                     compact();
                 }
-                paid = true;
+                made.paid = true;
                 return errc::ok;
             });
             // A result that did not pay flags its pages (with the last codec); one that could not
             // be allocated leaves them as they were, for a later try.
-            if (!paid && made) ++result.not_paid;
-            publish(members, count, paid, last_codec && made, single, unit, compressed_bytes, new_footprint,
-                    request.codec, result);
-            if (!made) {
-                result.status = made;
+            if (!made.paid && status) ++result.not_paid;
+            publish(members, count, made, last_codec && status, request.codec, result);
+            if (!status) {
+                result.status = status;
                 break;
             }
             if (freed_since_compaction_ >= compaction_bytes) compact();
@@ -296,9 +290,8 @@ private:
 
     // Step 3 for one window: members still flagged take the new record (or, when it did not pay
     // or could not be made, are unflagged); the old objects go after the locks.
-    void publish(const std::array<Member, max_group_pages>& members, std::size_t count, bool paid, bool flag_failures,
-                 const PageRecord& single, std::uint32_t unit, std::size_t compressed_bytes,
-                 std::size_t new_footprint, unsigned codec, RecompressResult& result) noexcept {
+    void publish(const std::array<Member, max_group_pages>& members, std::size_t count, const Made& made,
+                 bool flag_failures, unsigned codec, RecompressResult& result) noexcept {
         std::array<PageRecord, max_group_pages> replaced;
         std::size_t published = 0, published_footprint = 0;
         typename Store::Deltas deltas;
@@ -306,7 +299,7 @@ private:
             LockedPage entry = store_.table_.lock(members[m].index);
             const PageRecord now = entry.get();
             if (!now.has(PageFlag::under_recompression)) continue;  // a store or erase won
-            if (!paid) {
+            if (!made.paid) {
                 entry.clear_flag(PageFlag::under_recompression);
                 if (flag_failures) entry.set_flag(PageFlag::incompressible);
                 continue;
@@ -314,10 +307,10 @@ private:
             const std::uint32_t idle = now.meta & PageEntry::flag_bit(PageFlag::idle);
             PageRecord next;
             if (count == 1) {
-                next = PageRecord{single.word, single.meta | idle};
+                next = PageRecord{made.single.word, made.single.meta | idle};
             } else {
-                const std::size_t share = compressed_bytes / count + (m == 0 ? compressed_bytes % count : 0);
-                next = PageRecord{unit, static_cast<std::uint32_t>(std::max<std::size_t>(share, 1)) | idle |
+                const std::size_t share = made.compressed_bytes / count + (m == 0 ? made.compressed_bytes % count : 0);
+                next = PageRecord{made.unit, static_cast<std::uint32_t>(std::max<std::size_t>(share, 1)) | idle |
                                             PageEntry::flag_bit(PageFlag::grouped)}
                            .with_codec(codec);
             }
@@ -330,17 +323,17 @@ private:
         }
         for (std::size_t m = 0; m < published; ++m) store_.allocator_.deallocate(ObjectHandle{replaced[m].word});
         freed_since_compaction_ += published_footprint;
-        if (!paid) return;
+        if (!made.paid) return;
         if (count == 1) {
-            if (published == 0) store_.allocator_.deallocate(ObjectHandle{single.word});
+            if (published == 0) store_.allocator_.deallocate(ObjectHandle{made.single.word});
         } else {
-            if (published < count) units_.release(unit, static_cast<unsigned>(count - published));
+            if (published < count) units_.release(made.unit, static_cast<unsigned>(count - published));
             if (published != 0) ++result.units;
         }
         store_.apply(deltas);
         result.pages += published;
         if (published != 0)
-            result.bytes_saved += static_cast<std::int64_t>(published_footprint) - static_cast<std::int64_t>(new_footprint);
+            result.bytes_saved += static_cast<std::int64_t>(published_footprint) - static_cast<std::int64_t>(made.footprint);
     }
 
     Store& store_;
