@@ -445,11 +445,13 @@ private:
         }
     };
 
-    // An object of its own in the allocator (not a fill word, a record on the backing store or a
-    // unit shared with its neighbours).
-    static bool holds_object(const PageRecord& r) noexcept {
-        return r.stored() && !r.has(PageFlag::same) && !r.has(PageFlag::written_back) && !r.has(PageFlag::grouped);
+    // Held in memory: an object of its own, or a share of a unit (not a fill word, which takes no
+    // memory, or a record on the backing store).
+    static bool in_memory(const PageRecord& r) noexcept {
+        return r.stored() && !r.has(PageFlag::same) && !r.has(PageFlag::written_back);
     }
+    // An object of its own in the allocator (not a unit shared with its neighbours).
+    static bool holds_object(const PageRecord& r) noexcept { return in_memory(r) && !r.has(PageFlag::grouped); }
 
     enum class Counter : std::uint8_t {
         pages_stored, compr_bytes, same_pages, huge_pages, huge_pages_since,
@@ -553,7 +555,7 @@ private:
         std::size_t marked = 0;
         walk(0, table_.capacity(), [&](std::size_t, LockedPage& entry) noexcept {
             const PageRecord r = entry.get();
-            if (!holds_object(r) || r.has(PageFlag::idle) || !older(entry)) return;
+            if (!in_memory(r) || r.has(PageFlag::idle) || !older(entry)) return;
             entry.set_flag(PageFlag::idle);
             ++marked;
         });

@@ -34,6 +34,7 @@ template <Compressor Codec, PageAllocator Allocator, std::size_t MaxInputBytes>
 class Encoder {
 public:
     using dctx_type = typename Codec::decompress_context;
+    using stream_type = typename StreamPool<Codec>::Stream;
     // Room for the worst case of the shipped codecs (lz4: input + input/255 + 16, zstd: less); a
     // codec that needs more reports 0 and the input is kept raw, which is still correct.
     static constexpr std::size_t scratch_bytes = MaxInputBytes + MaxInputBytes / 8;

@@ -61,6 +61,7 @@ class Recompressor {
     template <class... Codecs>
     struct encoders_of<std::tuple<Codecs...>> {
         using type = std::tuple<std::unique_ptr<encoder_for<Codecs>>...>;
+        using streams = std::tuple<typename StreamPool<Codecs>::Stream...>;
     };
 
 public:
@@ -84,6 +85,19 @@ public:
         std::optional<Status> result;
         with_encoder(codec, [&](auto& encoder) noexcept { result = load_with(encoder, codec, index, page); });
         return result;
+    }
+
+    // Writes the page of `index`, held by a secondary codec (`r`, as its entry holds it now), into
+    // `page`, for a writeback batch: with the batch's own streams, so that the members of a unit
+    // taken one after another decode it once. False when it does not decode (the page stays where
+    // it is; its load reports the error) or a stream cannot be had. Under the entry's lock and the
+    // writeback batch mutex, which guards the batch's streams.
+    bool decode_for_writeback(std::size_t index, const PageRecord& r, std::span<std::byte, page_size> page) noexcept {
+        bool decoded = false;
+        with_batch_stream(r.codec(), [&](auto& encoder, auto& stream) noexcept {
+            decoded = prepare(encoder, stream) && decode_with(encoder, stream, index, r, page);
+        });
+        return decoded;
     }
 
     // A member of unit `id` stopped referring to it. Under no entry lock.
@@ -159,6 +173,14 @@ private:
         }(std::make_index_sequence<codec_count>{});
     }
 
+    // Calls f with the encoder of codec id `codec` and the writeback batch's stream for it.
+    template <class F>
+    void with_batch_stream(unsigned codec, F&& f) noexcept {
+        [&]<std::size_t... I>(std::index_sequence<I...>) {
+            ((codec == I + 1 ? f(*std::get<I>(encoders_), std::get<I>(batch_streams_)) : void()), ...);
+        }(std::make_index_sequence<codec_count>{});
+    }
+
     template <class Encoder>
     std::optional<Status> load_with(Encoder& encoder, unsigned codec, std::size_t index,
                                     typename Store::page_buffer page) noexcept {
@@ -169,20 +191,44 @@ private:
         const PageRecord r = entry.get();
         if (r.codec() != codec) return std::nullopt;
         store_.touch(entry);
-        auto& ctx = *stream->decompress;
+        return decode_with(encoder, *stream, index, r, page);
+    }
+
+    // Writes the page `r` (held by this codec: an object of its own or a member of a unit) of
+    // `index` into `page` with `stream`, whose unit buffer keeps the last unit decoded. Under the
+    // entry's lock.
+    template <class Encoder, class Stream>
+    Status decode_with(Encoder& encoder, Stream& stream, std::size_t index, const PageRecord& r,
+                       std::span<std::byte, page_size> page) noexcept {
+        auto& ctx = *stream.decompress;
         if (!r.has(PageFlag::grouped)) return encoder.decode(r, page, ctx);
         const auto shape = units_.shape(static_cast<std::uint32_t>(r.word));
-        std::byte* const unit = stream->unit.get();
-        if (stream->unit_key != shape.key) {
-            stream->unit_key = 0;
-            const std::size_t compressed = units_.gather(static_cast<std::uint32_t>(r.word), stream->scratch.get());
-            const Status decoded = encoder.decompress(std::span<const std::byte>(stream->scratch.get(), compressed),
+        std::byte* const unit = stream.unit.get();
+        if (stream.unit_key != shape.key) {
+            stream.unit_key = 0;
+            const std::size_t compressed = units_.gather(static_cast<std::uint32_t>(r.word), stream.scratch.get());
+            const Status decoded = encoder.decompress(std::span<const std::byte>(stream.scratch.get(), compressed),
                                                       std::span<std::byte>(unit, shape.pages() * page_size), ctx);
             if (!decoded) return decoded;
-            stream->unit_key = shape.key;
+            stream.unit_key = shape.key;
         }
         std::memcpy(page.data(), unit + shape.rank(index) * page_size, page_size);
         return Status();
+    }
+
+    // Streams of the writeback batch, one per secondary codec, made on first use: the batch
+    // decodes with streams of its own, never pooled ones (writeback/engine.hpp says why).
+    template <class Encoder>
+    static bool prepare(Encoder& encoder, typename Encoder::stream_type& stream) noexcept {
+        if (stream.decompress && stream.unit && stream.scratch) return true;
+        try {
+            if (!stream.decompress) stream.decompress.emplace(encoder.codec().make_decompress_context());
+            if (!stream.scratch) stream.scratch = std::make_unique<std::byte[]>(Encoder::scratch_bytes);
+            if (!stream.unit) stream.unit = std::make_unique<std::byte[]>(unit_bytes);
+        } catch (...) {
+            return false;
+        }
+        return true;
     }
 
     static bool selected(const PageRecord& r, RecompressSelect select) noexcept {
@@ -342,6 +388,7 @@ private:
     std::mutex mutex_;                     // one recompress() at a time; guards input_ and primary_dctx_
     std::unique_ptr<std::byte[]> input_;   // a window's pages, decoded
     std::optional<primary_dctx_type> primary_dctx_;
+    typename encoders_of<codecs_type>::streams batch_streams_;  // guarded by the writeback batch mutex
     RecompressStats stats_;  // every access through std::atomic_ref
     std::size_t freed_since_compaction_ = 0;
     static constexpr std::size_t compaction_bytes = std::size_t{4} << 20;  // a few spans of each busy class

@@ -55,6 +55,7 @@ public:
         }
         explicit operator bool() const noexcept { return slot_ != nullptr; }
         Stream* operator->() const noexcept { return &slot_->stream; }
+        Stream& operator*() const noexcept { return slot_->stream; }
 
     private:
         friend class StreamPool;

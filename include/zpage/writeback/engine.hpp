@@ -3,8 +3,10 @@
 //
 // Writing a batch (one at a time per store, under the engine's batch mutex):
 //   1. collect: entry by entry, under each entry's lock, a page that qualifies has its stored
-//      bytes copied into the batch buffer (decoded first in the `page` format) and is flagged
-//      under_writeback; the object stays where it is, so loads go on reading it.
+//      bytes copied into the batch buffer (decoded first in the `page` format, and whenever a
+//      secondary codec holds it, alone or in a unit: the compressed format then compresses it
+//      again with the primary codec, after the lock) and is flagged under_writeback; the object
+//      or unit stays where it is, so loads go on reading it.
 //   2. write: the records are sealed (record.hpp) and written with no entry lock held.
 //   3. publish: under each entry's lock again, a page still flagged under_writeback becomes a
 //      written-back entry (word = the record's location) and its object is freed after the lock;
@@ -21,9 +23,9 @@
 // is allocated again, with no lock held, and published only if the entry still names the record.
 //
 // Lock order (see store.hpp): codec stream slot, then the batch mutex, then size-class locks,
-// then entry locks, then the backing store's own locks (leaves). The batch decodes `page`-format
-// pages with a context of its own, never a pooled stream, so a store that reclaims directly while
-// holding its stream cannot exhaust the pool.
+// then entry locks, then the backing store's own locks (leaves). The batch decodes pages with
+// contexts of its own (the secondary codecs' in the recompressor), never a pooled stream, so a
+// store that reclaims directly while holding its stream cannot exhaust the pool.
 #pragma once
 
 #include <algorithm>
@@ -70,10 +72,12 @@ struct WritebackRequest {
 };
 
 struct WritebackResult {
-    std::size_t pages = 0;       // pages that left memory for the backing store
-    std::size_t bytes = 0;       // bytes of their records
-    bool limit_reached = false;  // the writeback limit stopped it
-    Status status;               // what stopped it early (io_error, no_space), else ok
+    std::size_t pages = 0;         // pages that left memory for the backing store
+    std::size_t bytes = 0;         // bytes of their records
+    std::size_t memory_bytes = 0;  // their compressed bytes that left memory (a grouped page: its
+                                   // share of its unit, whose memory goes with its last member)
+    bool limit_reached = false;    // the writeback limit stopped it
+    Status status;                 // what stopped it early (io_error, no_space), else ok
 };
 
 // A store's writeback figures, beside bd_stat (the backing store's BackingStats). Declared once in
@@ -121,6 +125,7 @@ class WritebackEngine {
     using backing_type = typename policy_type::backing_store_type;
     using codec_type = typename Store::compressor_type;
     using dctx_type = typename codec_type::decompress_context;
+    using cctx_type = typename codec_type::compress_context;
     static constexpr std::size_t page_size = Store::page_size;
     static constexpr std::size_t max_record = record_bytes(page_size);
 
@@ -148,6 +153,10 @@ public:
         records_.reserve(max_records_);
         locations_.resize(max_records_);
         if (options_.format == WritebackFormat::page) decode_context_.emplace(store_.compressor().make_decompress_context());
+        if (Store::recompresses && options_.format == WritebackFormat::compressed) {
+            recode_context_.emplace(store_.compressor().make_compress_context());
+            recode_scratch_ = std::make_unique<std::byte[]>(recode_scratch_bytes);
+        }
     }
 
     [[nodiscard]] const WritebackOptions& options() const noexcept { return options_; }
@@ -173,23 +182,23 @@ public:
         return result;
     }
 
-    // Writes back the coldest pages, by CLOCK over the idle flags, until their records reach
-    // `bytes` (within a page's record: a full batch ends before the record that would pass
-    // batch_bytes): the hand sweeps the table; an idle page goes, any other page in memory is
-    // flagged idle (its second chance: an access before the hand comes round again clears the
-    // flag). At most two sweeps.
+    // Writes back the coldest pages, by CLOCK over the idle flags, until the compressed bytes
+    // that leave memory reach `bytes` (within a page: a batch also ends before the record that
+    // would pass batch_bytes): the hand sweeps the table; an idle page goes, any other page in
+    // memory is flagged idle (its second chance: an access before the hand comes round again
+    // clears the flag). At most two sweeps.
     WritebackResult write_back_coldest(std::size_t bytes) noexcept {
         WritebackResult result;
         auto batch_lock = lock_waiting_for(batch_mutex_, "writeback batch mutex");
         const Timed timed(*this, result);
         const std::size_t capacity = store_.capacity();
         std::size_t budget = 2 * capacity;  // entries the hand may pass
-        while (result.bytes + max_record <= bytes && budget != 0 && result.status) {
+        while (result.memory_bytes < bytes && budget != 0 && result.status) {
             const std::size_t from = hand_;
             const std::size_t span = std::min(budget, capacity);
             const std::size_t to = collect(from, from + span, max_records_, [](const PageRecord& r) noexcept {
                 return r.has(PageFlag::idle);
-            }, /*age=*/true, bytes - result.bytes);
+            }, /*age=*/true, bytes - result.memory_bytes);
             budget -= to - from;
             hand_ = to % capacity;
             if (batch_.empty()) {  // a stretch with nothing idle (now aged), or the limit
@@ -303,44 +312,48 @@ private:
     }
 
     // Candidates from [from, to) into the batch, sealed (record.hpp), at most `room` of them and
-    // no more than the writeback limit allows, until their records reach `bytes_room`; with
-    // `age`, pages in memory that are not taken are flagged idle. Indices past the table's end
-    // wrap around to its start. Returns where it stopped. Batch mutex held.
+    // no more than the writeback limit allows, until their compressed bytes in memory reach
+    // `memory_room`; with `age`, pages in memory that are not taken are flagged idle. Indices past
+    // the table's end wrap around to its start. Returns where it stopped. Batch mutex held.
     template <class Select>
     std::size_t collect(std::size_t from, std::size_t to, std::size_t room, Select&& take, bool age = false,
-                        std::size_t bytes_room = std::numeric_limits<std::size_t>::max()) noexcept {
+                        std::size_t memory_room = std::numeric_limits<std::size_t>::max()) noexcept {
         batch_.clear();
-        std::size_t offset = 0;
+        std::size_t offset = 0, memory = 0;
         const bool limited = limit_enabled_.load(std::memory_order_relaxed);
         const std::uint64_t allowed_bytes = limit_.load(std::memory_order_relaxed) * backing_block_bytes;
         const std::size_t capacity = store_.capacity();
         std::size_t position = from;
-        for (; position < to && batch_.size() < room && offset < bytes_room; ++position) {
+        for (; position < to && batch_.size() < room && memory < memory_room; ++position) {
             const std::size_t index = position < capacity ? position : position - capacity;
             std::size_t payload;
+            bool recode = false;
             {
                 LockedPage entry = store_.table_.lock(index);
                 const PageRecord r = entry.get();
-                // Pages held by a secondary codec (recompressed: cold already, and kept in the
-                // least memory) and pages being recompressed stay.
-                if (!Store::holds_object(r) || r.has(PageFlag::under_writeback) ||
-                    r.has(PageFlag::under_recompression) || r.codec() != 0)
+                if (!Store::in_memory(r) || r.has(PageFlag::under_writeback) || r.has(PageFlag::under_recompression))
                     continue;
                 if (!take(r)) {
                     if (age) entry.set_flag(PageFlag::idle);
                     continue;
                 }
-                payload = options_.format == WritebackFormat::page ? page_size : r.size();
+                // A page held by a secondary codec is decoded (a grouped page's bytes are its
+                // unit's), and in the compressed format compressed again with the primary codec
+                // after the lock (recode): records hold pages or the primary codec's bytes.
+                recode = r.codec() != 0 && options_.format == WritebackFormat::compressed;
+                payload = options_.format == WritebackFormat::page || r.codec() != 0 ? page_size : r.size();
                 if (offset + record_bytes(payload) > options_.batch_bytes) break;  // the next batch takes it
                 if (limited && offset + record_bytes(payload) > allowed_bytes) {
                     limit_hit_ = true;
                     break;
                 }
                 std::byte* const at = buffer_.get() + offset + record_header_bytes;
-                if (!copy_payload(r, std::span<std::byte>(at, payload))) continue;  // unreadable: it stays
+                if (!copy_payload(index, r, std::span<std::byte>(at, payload))) continue;  // unreadable: it stays
                 entry.set_flag(PageFlag::under_writeback);
                 batch_.push_back({static_cast<std::uint32_t>(index), r, offset, payload});
+                memory += r.size();
             }
+            if (recode) batch_.back().payload = payload = recoded(buffer_.get() + offset + record_header_bytes);
             // Sealed after the entry's lock, while the payload is still in cache.
             const std::span<std::byte> record(buffer_.get() + offset, record_bytes(payload));
             seal_record(static_cast<std::uint32_t>(index), record);
@@ -350,7 +363,13 @@ private:
     }
 
     // The page's bytes as they go to the backing store. Entry lock held.
-    bool copy_payload(const PageRecord& r, std::span<std::byte> out) noexcept {
+    bool copy_payload(std::size_t index, const PageRecord& r, std::span<std::byte> out) noexcept {
+        if constexpr (Store::recompresses) {
+            if (r.codec() != 0) {
+                const std::span<std::byte, page_size> page(out.data(), page_size);
+                return store_.recompressor_.decode_for_writeback(index, r, page);
+            }
+        }
         if (options_.format == WritebackFormat::page && !r.has(PageFlag::huge))
             return static_cast<bool>(store_.encoder_.decode(r, out, *decode_context_));
         store_.allocator_.read(ObjectHandle{r.word}, [&](std::span<const std::byte> object) noexcept {
@@ -358,6 +377,17 @@ private:
             return 0;
         });
         return true;
+    }
+
+    // Compresses the page at `at` with the primary codec in place; returns the payload's size
+    // then (the page's, when it does not compress under the huge threshold). Batch mutex held.
+    std::size_t recoded(std::byte* at) noexcept {
+        const std::size_t compressed =
+            store_.compressor().compress(*recode_context_, std::span<const std::byte>(at, page_size),
+                                         std::span<std::byte>(recode_scratch_.get(), recode_scratch_bytes));
+        if (compressed == 0 || compressed > store_.huge_threshold()) return page_size;
+        std::memcpy(at, recode_scratch_.get(), compressed);
+        return compressed;
     }
 
     // Writes the collected batch (not empty) and publishes it; adds to `result`. False when
@@ -404,10 +434,10 @@ private:
             previous = entry.get();
             kept = previous.has(PageFlag::under_writeback);
             if (kept) {
+                // The record holds the page, or the primary codec's bytes: codec id 0.
                 const std::uint32_t size = static_cast<std::uint32_t>(c.payload);
-                const std::uint32_t codec = previous.meta & (PageEntry::codec_mask << PageEntry::codec_shift);
                 const std::uint32_t idle = previous.meta & PageEntry::flag_bit(PageFlag::idle);
-                entry.set(PageRecord{location, size | codec | idle | PageEntry::flag_bit(PageFlag::written_back)});
+                entry.set(PageRecord{location, size | idle | PageEntry::flag_bit(PageFlag::written_back)});
             }
         }
         if (!kept) {  // a store or erase came first: its page stands, this record goes
@@ -422,6 +452,7 @@ private:
         written_back_.fetch_add(1, std::memory_order_relaxed);
         count(written_, 1);
         ++result.pages;
+        result.memory_bytes += previous.size();
     }
 
     void unflag(std::uint32_t index) noexcept {
@@ -445,19 +476,17 @@ private:
     void bring_back(std::size_t index, const PageRecord& r, std::span<const std::byte> payload,
                     std::span<const std::byte, page_size> page) noexcept {
         const auto owner = static_cast<OwnerId>(index);
-        // The compressed format brings back the stored bytes as they are; the page format
-        // compresses the page again.
-        const Result<PageRecord> next = options_.format == WritebackFormat::compressed
-                                            ? store_.encoder_.adopt(payload, r.size() == page_size, owner)
-                                            : store_.encoder_.encode(page, owner, true);
+        // Compressed bytes come back as they are; a whole page (the page format, a huge page, a
+        // page a secondary codec held) is compressed again.
+        const Result<PageRecord> next = r.size() < page_size ? store_.encoder_.adopt(payload, false, owner)
+                                                             : store_.encoder_.encode(page, owner, true);
         if (!next) return;
         bool published = false;
         {
             LockedPage entry = store_.table_.lock(index);
             const PageRecord now = entry.get();
             if (now.has(PageFlag::written_back) && now.word == r.word && now.size() == r.size()) {
-                const std::uint32_t codec = now.meta & (PageEntry::codec_mask << PageEntry::codec_shift);
-                entry.set(PageRecord{next.value().word, next.value().meta | codec});
+                entry.set(*next);
                 Store::stamp(entry);
                 published = true;
             }
@@ -497,6 +526,10 @@ private:
     std::vector<std::span<const std::byte>> records_;
     std::vector<BackingLocation> locations_;
     std::optional<dctx_type> decode_context_;  // `page` format: the batch's own decoder
+    // The compressed format with secondary codecs: the batch's own encoder for pages they held.
+    std::optional<cctx_type> recode_context_;
+    std::unique_ptr<std::byte[]> recode_scratch_;
+    static constexpr std::size_t recode_scratch_bytes = page_size + page_size / 8;  // lz4's worst case fits
     std::size_t hand_ = 0;                     // the CLOCK hand of write_back_coldest
     bool limit_hit_ = false;
 
