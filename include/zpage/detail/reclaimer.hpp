@@ -132,8 +132,8 @@ private:
     }
 
     // Recompresses up to a round of idle pages from where the last round stopped, wrapping
-    // around; without writeback, a sweep that finds no idle page flags every page idle and goes
-    // once more (CLOCK: a page touched since is passed over next time). At the limit a unit's new
+    // around; a sweep that finds no idle page flags every page idle and goes once more (CLOCK: a
+    // page touched since is passed over next time). At the limit a unit's new
     // pieces may find no room (they are made before the old objects go): the round goes on a page
     // at a time, whose objects fit the room left in their classes' spans, and the holes they leave
     // make room for units again. True when it saved memory.
@@ -160,8 +160,10 @@ private:
             group = config_.recompress_group_pages;
             if (!r.status || r.next <= from) break;  // no room even for one page: writeback, if any, makes it
             if (looked < capacity) continue;
-            // A whole sweep: without writeback, the next sweep takes what was not touched since.
-            if (Store::writes_back || marked) break;
+            // A whole sweep: the next one takes what was not touched since. With writeback too,
+            // so that pages are recompressed before any is written back, not after the
+            // writeback's own CLOCK has aged them.
+            if (marked) break;
             static_cast<void>(store_.mark_idle());
             marked = true;
             looked = 0;
