@@ -49,8 +49,9 @@ options
                      N neighbouring pages (1 to 16, default 1); ratio, memory and loads are
                      after the recompression, store/s is A's; a line under the table gives the
                      recompression's figures. tiered: the recommended pair, lz4+zstd-3:16.
-                     --backing refuses A+B; --baseline adds no codec-alone row for it but
-                     times B alone on its units (see --baseline)
+                     With --backing the reclaimer recompresses idle pages with B before it
+                     writes any back; --baseline adds no codec-alone row for a pair but times
+                     B alone on its units (see --baseline)
   --threads N        split the pages among N threads storing, then loading, at once (default 1)
   --page-size N      4096 (default) or 16384
   --steady           time stores that replace pages already stored (an untimed pass stores them
@@ -67,8 +68,9 @@ options
                      follow the recompression's line
   --backing FILE     with --mem-limit: zpage's stores hold at most MiB each, their reclaimer
   --mem-limit MiB    writing pages back to FILE (a new or empty file, removed after); adds the
-                     peak memory, bd_writes, bd_reads and writeback MiB/s, and the speed of 1 MiB
-                     O_DIRECT writes to the same file system (dd bs=1M oflag=direct) for scale
+                     peak memory, bd_writes, bd_reads and writeback MiB/s (JSON: also
+                     written_back_pages, those on FILE once the stores are done), and the speed
+                     of 1 MiB O_DIRECT writes to the same file system (dd bs=1M oflag=direct)
   --json             one JSON object per result on stdout instead of the table (recompress_mib_s
                      and recompressed_pages: 0 but for A+B; codec_unit_mib_s, B alone on the
                      same units: 0 but for A+B with --baseline)
@@ -179,8 +181,6 @@ int run(int argc, char** argv) {
     std::string algo_list = o.algos.value_or(std::string(default_algos));
     if (!o.algos && o.kernel != KernelMode::off) algo_list += "," + std::string(kernel_default_algo);
     const std::vector<CodecSpec> specs = parse_algos(algo_list);
-    if (o.backing)
-        for (const CodecSpec& spec : specs) check_runs_with_backing(spec);
 
     KernelProbe kernel;
     if (o.kernel != KernelMode::off) {

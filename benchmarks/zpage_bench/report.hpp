@@ -92,14 +92,16 @@ inline void print_json(std::FILE* out, const RunResult& r) {
                  "\"huge_pages\":%llu,\"store_mib_s\":%.1f,\"load_mib_s\":%.1f,\"store_p50_us\":%.2f,"
                  "\"store_p99_us\":%.2f,\"load_p50_us\":%.2f,\"load_p99_us\":%.2f,"
                  "\"mem_used_max_bytes\":%llu,\"bd_writes\":%llu,\"bd_reads\":%llu,\"writeback_mib_s\":%.1f,"
-                 "\"recompress_mib_s\":%.1f,\"recompressed_pages\":%zu,\"codec_unit_mib_s\":%.1f,\"verified\":%s}\n",
+                 "\"written_back_pages\":%llu,\"recompress_mib_s\":%.1f,\"recompressed_pages\":%zu,"
+                 "\"codec_unit_mib_s\":%.1f,\"verified\":%s}\n",
                  detail::json_escape(r.input).c_str(), detail::json_escape(r.engine).c_str(),
                  detail::json_escape(r.algo).c_str(), r.threads, r.pages, static_cast<unsigned long long>(r.orig_bytes),
                  static_cast<unsigned long long>(r.compr_bytes), static_cast<unsigned long long>(r.mem_used_bytes),
                  static_cast<unsigned long long>(r.same_pages), static_cast<unsigned long long>(r.huge_pages),
                  r.store_mib_s, r.load_mib_s, r.store_p50_us, r.store_p99_us, r.load_p50_us, r.load_p99_us,
                  static_cast<unsigned long long>(r.mem_used_max_bytes), static_cast<unsigned long long>(r.bd_writes),
-                 static_cast<unsigned long long>(r.bd_reads), r.writeback_mib_s, r.recompress_mib_s,
+                 static_cast<unsigned long long>(r.bd_reads), r.writeback_mib_s,
+                 static_cast<unsigned long long>(r.written_back_pages), r.recompress_mib_s,
                  r.recompressed_pages, r.codec_unit_mib_s, r.verified ? "true" : "false");
     std::fflush(out);
 }

@@ -27,12 +27,6 @@
 
 namespace zpage_bench {
 
-// --backing takes every codec but an A+B pair: a store that both writes back and recompresses
-// is not one zpage-bench builds yet.
-inline void check_runs_with_backing(const CodecSpec& spec) {
-    if (spec.recompression) throw BadInput("--backing does not go with " + spec.name + " (A+B) yet");
-}
-
 namespace detail {
 
 // The backing file a --backing store writes to: room for every page raw, with headers, twice.
@@ -43,16 +37,22 @@ inline zpage::FileBackingConfig backing_config(const BackingSpec& backing, const
                                     .max_record_bytes = zpage::record_bytes(input.page_size)};
 }
 
+// A store that writes back runs under the limit with bench_reclaim(); one that also recompresses
+// recompresses idle pages (B, in the spec's groups) before it writes back, as ReclaimConfig::tiered().
 template <class Store>
 std::unique_ptr<Store> make_store(const PageSet& input, typename Store::compressor_type codec,
-                                  typename Store::secondary_codecs_type secondaries, const BackingSpec* backing,
-                                  std::optional<zpage::FileBackingStore>& disk) {
+                                  typename Store::secondary_codecs_type secondaries, const CodecSpec& spec,
+                                  const BackingSpec* backing, std::optional<zpage::FileBackingStore>& disk) {
     zpage::StoreConfig config{.capacity_pages = input.pages()};
     typename Store::writeback_type writeback{};
     if constexpr (Store::writes_back) {
         disk.emplace(backing_config(*backing, input));
         config.mem_limit_bytes = backing->mem_limit_bytes;
         config.reclaim = bench_reclaim();
+        if constexpr (Store::recompresses) {
+            config.reclaim.recompress_codec = 1;
+            config.reclaim.recompress_group_pages = spec.recompression->group_pages;
+        }
         writeback.backing = &*disk;
     }
     return std::make_unique<Store>(config, std::move(codec), std::move(writeback), std::move(secondaries));
@@ -90,7 +90,7 @@ RunResult run_store(const PageSet& input, typename Store::compressor_type codec,
     const std::size_t pages = input.pages();
     std::optional<zpage::FileBackingStore> disk;  // outlives the store, which writes to it
     const std::unique_ptr<Store> owned =
-        make_store<Store>(input, std::move(codec), std::move(secondaries), backing, disk);
+        make_store<Store>(input, std::move(codec), std::move(secondaries), spec, backing, disk);
     Store& store = *owned;
     RunResult r = result_for(input, "zpage", spec.name, threads);
 
@@ -104,8 +104,11 @@ RunResult run_store(const PageSet& input, typename Store::compressor_type codec,
     const zpage::PagePoolStats pool_after = store.allocator().pool().stats();
     if constexpr (Store::recompresses) {
         recompress_all(store, *spec.recompression, r);
+        // With --backing the reclaimer recompressed pages too, under the limit.
+        r.recompressed_pages = store.recompress_stats().pages_recompressed;
         if (progress) progress(pages);
     }
+    if constexpr (Store::writes_back) r.written_back_pages = store.writeback_stats().written_back_pages;
     const zpage::Stats stats = store.stats();
     r.pool_spare_bytes = pool_after.spare_bytes;
     r.pool_chunks_background = pool_after.chunks_populated_background - pool_before.chunks_populated_background;
@@ -206,18 +209,22 @@ template <class Primary, class Secondary, std::size_t PageSize>
 struct TieredBundle : zpage::TraitsFor<Primary, PageSize> {
     using secondary_codecs = std::tuple<Secondary>;
 };
+template <class Primary, class Secondary, std::size_t PageSize>
+struct TieredBackedBundle : BackedBundle<Primary, PageSize> {
+    using secondary_codecs = std::tuple<Secondary>;
+};
 
 // An A+B spec: the pairs codec_spec.hpp's parse_pair accepts, A = lz4, B = lz4hc or zstd.
-template <std::size_t PageSize>
+template <template <class, class, std::size_t> class Bundle, std::size_t PageSize>
 RunResult run_zpage_tiered(const PageSet& input, const CodecSpec& spec, unsigned threads, const Progress& progress,
-                           bool steady) {
+                           bool steady, const BackingSpec* backing) {
     const Recompression& b = *spec.recompression;
     return with_codec<zpage::Lz4>(spec.family, spec.param, spec.name, [&]<class Primary>(Primary primary) {
         return with_codec<zpage::Lz4hc, zpage::Zstd>(
             b.family, b.param, spec.name, [&]<class Secondary>(Secondary secondary) {
-                using Store = zpage::CompressedPageStore<TieredBundle<Primary, Secondary, PageSize>>;
+                using Store = zpage::CompressedPageStore<Bundle<Primary, Secondary, PageSize>>;
                 return run_store<Store>(input, primary, std::tuple<Secondary>{secondary}, spec, threads, progress,
-                                        steady, nullptr);
+                                        steady, backing);
             });
     });
 }
@@ -225,8 +232,10 @@ RunResult run_zpage_tiered(const PageSet& input, const CodecSpec& spec, unsigned
 template <std::size_t PageSize>
 RunResult run_zpage_sized(const PageSet& input, const CodecSpec& spec, unsigned threads, const Progress& progress,
                           bool steady, const BackingSpec* backing) {
-    if (backing != nullptr) check_runs_with_backing(spec);
-    if (spec.recompression) return run_zpage_tiered<PageSize>(input, spec, threads, progress, steady);
+    if (spec.recompression && backing != nullptr)
+        return run_zpage_tiered<TieredBackedBundle, PageSize>(input, spec, threads, progress, steady, backing);
+    if (spec.recompression)
+        return run_zpage_tiered<TieredBundle, PageSize>(input, spec, threads, progress, steady, nullptr);
     if (backing != nullptr) return run_zpage_bundle<BackedBundle, PageSize>(input, spec, threads, progress, steady, backing);
     return run_zpage_bundle<PlainBundle, PageSize>(input, spec, threads, progress, steady, nullptr);
 }

@@ -82,6 +82,7 @@ struct RunResult {
     std::uint64_t bd_writes = 0;
     std::uint64_t bd_reads = 0;
     double writeback_mib_s = 0;
+    std::uint64_t written_back_pages = 0;  // on the backing file once the stores (and recompression) are done
     double direct_write_mib_s = 0;  // 1 MiB O_DIRECT writes to the backing file's file system, same run
     // zpage with an A+B codec: every page stored with A was marked idle and recompressed with B in
     // one recompress() call after the stores (zpage::RecompressResult's figures); the row's
