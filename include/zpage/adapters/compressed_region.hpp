@@ -1,0 +1,478 @@
+// zpage: CompressedRegion, memory a program uses as it uses any other, of which at most a resident
+// budget is in RAM as itself: the rest lives compressed in a CompressedPageStore, and comes back
+// when touched. Compressed swap for one program, with its own budget and no swap device.
+//
+//   zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = (512 << 20) / 4096});
+//   zpage::CompressedRegion<zpage::Lz4Store> ram(store, {.bytes = 512 << 20, .resident_budget_bytes = 64 << 20});
+//   std::byte* guest = ram.data();   // 512 MiB; at most 64 MiB of it resident at a time
+//
+// How: the region is anonymous memory registered with userfaultfd (missing-page mode). A page
+// that is not there faults, and a handler thread resolves the fault: with the zero page for a page
+// never written, or by decompressing the page from the store (UFFDIO_COPY). Pages over the budget
+// are evicted: moved out of the region atomically (UFFDIO_MOVE, Linux 6.8) into a staging page,
+// which is compressed into the store and dropped. Because the move is atomic, a program writing a
+// page while it is evicted loses nothing: its access faults, and the handler waits for the
+// eviction to finish and brings the page back. A page the store cannot return (corrupt data)
+// is poisoned (UFFDIO_POISON): its access raises SIGBUS, as memory that failed does, never wrong
+// bytes.
+//
+// When: a background evictor keeps the resident pages under the budget's high mark (the kernel's
+// kswapd, with free memory between the low and high marks), so that the faulting path rarely
+// evicts; a fault that finds the budget full evicts a batch itself first (direct reclaim). Which:
+// a CLOCK over the resident pages with two bits per page, the kernel's active and inactive lists
+// in place: a page faulted in is inactive and referenced; the hand promotes a referenced inactive
+// page to active, clears an active page's reference, demotes an unreferenced active page, and
+// evicts an unreferenced inactive one. What it can see: a page's faults (it was touched after
+// being evicted or never written), not reads or writes of a resident page; so a page in use stays
+// resident for three passes of the hand after its last fault, and one in constant use is evicted
+// and faulted back in once per three passes.
+//
+// Threads: `handler_threads` handler threads and one evictor, started at construction and joined
+// by the destructor, which unregisters and unmaps the region (threads still touching it then fault
+// as on any unmapped memory: the program must be done with it). Any number of program threads may
+// touch the region at once. The store must outlive the region and hold nothing else at the
+// region's page indices.
+#pragma once
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "../detail/atomic_counters.hpp"
+#include "../detail/os.hpp"
+#include "../detail/userfaultfd.hpp"
+#include "../errc.hpp"
+#include "../stats.hpp"
+
+namespace zpage {
+
+// Construction of a region failed for a reason of the system's (userfaultfd not allowed, a kernel
+// without UFFDIO_MOVE, no memory for the mapping); what() says which and how to fix it.
+class RegionError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct RegionConfig {
+    std::size_t bytes = 0;  // the region's size, a multiple of 4 KiB
+    // At most this much of the region is resident; 0: all of it (nothing is evicted).
+    std::size_t resident_budget_bytes = 0;
+    unsigned handler_threads = 1;
+    // The evictor wakes when less than low_free_permille of the budget is free, and evicts until
+    // high_free_permille is (the kernel's low and high watermarks).
+    unsigned low_free_permille = 20;
+    unsigned high_free_permille = 40;
+
+    // Throws std::invalid_argument naming the field at fault.
+    void validate() const {
+        if (bytes == 0 || bytes % detail::os::page_bytes != 0)
+            throw std::invalid_argument("zpage::RegionConfig: bytes must be a positive multiple of 4096");
+        if (handler_threads == 0 || handler_threads > 64)
+            throw std::invalid_argument("zpage::RegionConfig: handler_threads must be in [1, 64]");
+        if (low_free_permille > high_free_permille || high_free_permille >= 1000)
+            throw std::invalid_argument(
+                "zpage::RegionConfig: low_free_permille must not exceed high_free_permille, which must be under 1000");
+        if (resident_budget_bytes != 0 && resident_budget_bytes < 64 * detail::os::page_bytes)
+            throw std::invalid_argument("zpage::RegionConfig: resident_budget_bytes must be 0 or at least 256 KiB");
+    }
+};
+
+struct RegionStats {
+    std::uint64_t faults = 0;            // page faults resolved
+    std::uint64_t zero_fills = 0;        // of those, pages never written: the zero page
+    std::uint64_t swap_ins = 0;          // of those, pages brought back from the store (pswpin)
+    std::uint64_t swap_outs = 0;         // pages evicted into the store (pswpout)
+    std::uint64_t direct_evictions = 0;  // of those, evicted on a fault's path, the budget being full
+    std::uint64_t evictor_wakeups = 0;   // times the evictor woke to evict (kswapd_wakeups)
+    std::uint64_t failed_swap_outs = 0;  // evictions the store refused (the page stayed resident)
+    std::uint64_t poisoned_pages = 0;    // pages the store could not return: their access raises SIGBUS
+    std::uint64_t resident_pages = 0;    // pages resident now, by the region's count
+    std::uint64_t swapped_pages = 0;     // pages in the store now
+
+    template <class F>
+    static constexpr void for_each_field(F&& f) {
+        f(std::string_view("faults"), &RegionStats::faults, StatUnit::count);
+        f(std::string_view("zero_fills"), &RegionStats::zero_fills, StatUnit::pages);
+        f(std::string_view("swap_ins"), &RegionStats::swap_ins, StatUnit::pages);
+        f(std::string_view("swap_outs"), &RegionStats::swap_outs, StatUnit::pages);
+        f(std::string_view("direct_evictions"), &RegionStats::direct_evictions, StatUnit::pages);
+        f(std::string_view("evictor_wakeups"), &RegionStats::evictor_wakeups, StatUnit::count);
+        f(std::string_view("failed_swap_outs"), &RegionStats::failed_swap_outs, StatUnit::count);
+        f(std::string_view("poisoned_pages"), &RegionStats::poisoned_pages, StatUnit::pages);
+        f(std::string_view("resident_pages"), &RegionStats::resident_pages, StatUnit::pages);
+        f(std::string_view("swapped_pages"), &RegionStats::swapped_pages, StatUnit::pages);
+    }
+};
+
+template <class Store>
+class CompressedRegion {
+    static_assert(Store::page_size == detail::os::page_bytes,
+                  "zpage::CompressedRegion: the store's pages must be the OS's 4 KiB pages");
+    static constexpr std::size_t page_bytes = detail::os::page_bytes;
+
+public:
+    // Throws std::invalid_argument for a bad configuration or a store with fewer pages than the
+    // region, RegionError when the system does not allow it (the message names the fix), and
+    // std::bad_alloc or std::system_error for memory or threads.
+    CompressedRegion(Store& store, const RegionConfig& config)
+        : store_(store), config_(checked(config, store)), pages_(config.bytes / page_bytes),
+          max_resident_(config.resident_budget_bytes == 0 ? pages_ : config.resident_budget_bytes / page_bytes),
+          evict_below_(mark(config, max_resident_, config.high_free_permille)),
+          wake_above_(mark(config, max_resident_, config.low_free_permille)),
+          state_(std::make_unique<std::atomic<std::uint8_t>[]>(pages_)),
+          bits_(std::make_unique<std::atomic<std::uint8_t>[]>(pages_)) {
+        try {
+            open_userfaultfd();
+            region_ = map(config.bytes);
+            staging_ = map(staging_pages() * page_bytes);
+            if (!detail::uffd::register_missing(fd_, region_, config.bytes) ||
+                !detail::uffd::register_missing(fd_, staging_, staging_pages() * page_bytes))
+                throw RegionError("zpage::CompressedRegion: userfaultfd would not register the region: " +
+                                  std::string(std::strerror(errno)));
+            stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
+            if (stop_fd_ < 0) throw RegionError("zpage::CompressedRegion: eventfd: " + std::string(std::strerror(errno)));
+            buffers_ = map(config.handler_threads * page_bytes);
+            evictor_ = detail::os::start_thread("zpage-evict", [this] { evict_in_background(); });
+            for (unsigned h = 0; h < config.handler_threads; ++h)
+                handlers_.push_back(detail::os::start_thread("zpage-uffd", [this, h] { handle_faults(h); }));
+        } catch (...) {
+            shut_down();
+            throw;
+        }
+    }
+
+    ~CompressedRegion() { shut_down(); }
+
+    CompressedRegion(const CompressedRegion&) = delete;
+    CompressedRegion& operator=(const CompressedRegion&) = delete;
+
+    [[nodiscard]] std::byte* data() const noexcept { return region_; }
+    [[nodiscard]] std::size_t size() const noexcept { return config_.bytes; }
+    [[nodiscard]] const RegionConfig& config() const noexcept { return config_; }
+
+    [[nodiscard]] RegionStats stats() const noexcept {
+        RegionStats s = detail::load_counters(counters_);
+        s.resident_pages = resident_.load(std::memory_order_relaxed);
+        s.swapped_pages = swapped_.load(std::memory_order_relaxed);
+        return s;
+    }
+
+    // Evicts up to `pages` of the coldest resident pages now, as the evictor would; returns how
+    // many went. Any thread but a handler's.
+    std::size_t evict(std::size_t pages) noexcept {
+        std::lock_guard guard(explicit_mutex_);
+        std::size_t gone = 0;
+        while (gone < pages) {
+            const std::size_t n = evict_batch(explicit_slot(), std::min(pages - gone, batch_pages));
+            if (n == 0) break;
+            gone += n;
+        }
+        return gone;
+    }
+
+private:
+    // A page's state; only the thread that moved it out of a resting state (untouched, resident,
+    // evicted) changes it again.
+    enum : std::uint8_t { untouched = 0, resident = 1, evicted = 2, serving = 3, evicting = 4 };
+    // A resident page's CLOCK bits.
+    enum : std::uint8_t { referenced = 1, active = 2 };
+    static constexpr std::size_t batch_pages = 32;
+
+    // Resident pages that leave `free_permille` of the budget free; without a budget, all.
+    static std::size_t mark(const RegionConfig& config, std::size_t max_resident, unsigned free_permille) noexcept {
+        if (config.resident_budget_bytes == 0) return max_resident;
+        return max_resident - max_resident * free_permille / 1000;
+    }
+
+    static const RegionConfig& checked(const RegionConfig& config, const Store& store) {
+        config.validate();
+        if (store.capacity() < config.bytes / page_bytes)
+            throw std::invalid_argument("zpage::CompressedRegion: the store has " + std::to_string(store.capacity()) +
+                                        " pages, fewer than the region's " +
+                                        std::to_string(config.bytes / page_bytes));
+        return config;
+    }
+
+    // Staging pages: a batch for each handler (direct eviction), the evictor and evict().
+    std::size_t staging_pages() const noexcept { return (config_.handler_threads + 2) * batch_pages; }
+    std::byte* handler_slot(unsigned h) const noexcept { return staging_ + h * batch_pages * page_bytes; }
+    std::byte* evictor_slot() const noexcept { return handler_slot(config_.handler_threads); }
+    std::byte* explicit_slot() const noexcept { return handler_slot(config_.handler_threads + 1); }
+
+    void open_userfaultfd() {
+        std::string why;
+        // The features this kernel offers: asked on a descriptor of their own, as the handshake
+        // can be made only once.
+        const int probe = detail::uffd::open_fd(why);
+        if (probe < 0) throw RegionError("zpage::CompressedRegion: " + why);
+        std::uint64_t offered = 0;
+        static_cast<void>(detail::uffd::handshake(probe, 0, offered));
+        ::close(probe);
+        const std::uint64_t wanted = detail::uffd::feature_move | detail::uffd::feature_poison;
+        if ((offered & wanted) != wanted)
+            throw RegionError("zpage::CompressedRegion: this kernel's userfaultfd has no UFFDIO_MOVE or UFFDIO_POISON "
+                              "(Linux 6.8 or later)");
+        fd_ = detail::uffd::open_fd(why);
+        if (fd_ < 0) throw RegionError("zpage::CompressedRegion: " + why);
+        if (!detail::uffd::handshake(fd_, wanted, offered))
+            throw RegionError("zpage::CompressedRegion: the userfaultfd handshake failed: " +
+                              std::string(std::strerror(errno)));
+    }
+
+    static std::byte* map(std::size_t bytes) {
+        void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) throw RegionError("zpage::CompressedRegion: mmap of " + std::to_string(bytes) +
+                                               " bytes: " + std::strerror(errno));
+        // Pages move one at a time; a huge page would have to be split first.
+        static_cast<void>(::madvise(p, bytes, MADV_NOHUGEPAGE));
+        return static_cast<std::byte*>(p);
+    }
+
+    void shut_down() noexcept {
+        {
+            std::lock_guard guard(evictor_mutex_);
+            stopping_.store(true, std::memory_order_relaxed);
+        }
+        evictor_wake_.notify_all();
+        if (stop_fd_ >= 0) {
+            const std::uint64_t one = 1;
+            static_cast<void>(::write(stop_fd_, &one, sizeof one));
+        }
+        for (std::thread& t : handlers_)
+            if (t.joinable()) t.join();
+        if (evictor_.joinable()) evictor_.join();
+        if (region_ != nullptr) {
+            if (fd_ >= 0) detail::uffd::unregister(fd_, region_, config_.bytes);
+            ::munmap(region_, config_.bytes);
+            for (std::size_t p = 0; p < pages_; ++p)
+                if (state_[p].load(std::memory_order_relaxed) == evicted) static_cast<void>(store_.erase(p));
+        }
+        if (staging_ != nullptr) ::munmap(staging_, staging_pages() * page_bytes);
+        if (buffers_ != nullptr) ::munmap(buffers_, config_.handler_threads * page_bytes);
+        if (stop_fd_ >= 0) ::close(stop_fd_);
+        if (fd_ >= 0) ::close(fd_);
+        region_ = staging_ = buffers_ = nullptr;
+        stop_fd_ = fd_ = -1;
+    }
+
+    std::byte* page_at(std::size_t p) const noexcept { return region_ + p * page_bytes; }
+
+    // ---- faults ----
+
+    void handle_faults(unsigned h) noexcept {
+        pollfd fds[2] = {{fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+        uffd_msg messages[16];
+        for (;;) {
+            const int ready = ::poll(fds, 2, -1);
+            if (ready < 0 && errno == EINTR) continue;
+            if (ready < 0 || (fds[1].revents & POLLIN) != 0) return;
+            const ssize_t got = ::read(fd_, messages, sizeof messages);
+            if (got < 0) {
+                if (errno == EAGAIN || errno == EINTR) continue;  // another handler took them
+                return;
+            }
+            for (std::size_t m = 0; m < static_cast<std::size_t>(got) / sizeof(uffd_msg); ++m) {
+                if (messages[m].event != UFFD_EVENT_PAGEFAULT) continue;
+                const std::uintptr_t address = messages[m].arg.pagefault.address;
+                const std::size_t p = (address - reinterpret_cast<std::uintptr_t>(region_)) / page_bytes;
+                if (address < reinterpret_cast<std::uintptr_t>(region_) || p >= pages_) continue;  // staging: never faults
+                serve(h, p);
+            }
+        }
+    }
+
+    void serve(unsigned h, std::size_t p) noexcept {
+        for (;;) {
+            std::uint8_t s = state_[p].load(std::memory_order_acquire);
+            if (s == serving || s == evicting) {  // another thread has it: it finishes soon
+                std::this_thread::yield();
+                continue;
+            }
+            if (s == resident) {
+                // Another fault on it was resolved first, or the program discarded the page
+                // (madvise): the zero page where it is absent, a wake-up where it is present.
+                if (detail::uffd::zero(fd_, page_at(p), page_bytes) == EEXIST) detail::uffd::wake(fd_, page_at(p), page_bytes);
+                return;
+            }
+            if (!state_[p].compare_exchange_strong(s, serving, std::memory_order_acq_rel)) continue;
+            make_room(h);
+            const bool from_store = s == evicted;
+            bool lost = false;
+            int error = 0;
+            std::byte* const buffer = buffers_ + h * page_bytes;
+            if (!from_store) {
+                error = detail::uffd::zero(fd_, page_at(p), page_bytes);
+            } else if (store_.load(p, std::span<std::byte, page_bytes>(buffer, page_bytes))) {
+                error = detail::uffd::copy(fd_, page_at(p), buffer, page_bytes);
+            } else {
+                // Its bytes cannot be had: the page is lost, and reads as failed memory (SIGBUS)
+                // until the program discards it.
+                lost = true;
+                error = detail::uffd::poison(fd_, page_at(p), page_bytes);
+            }
+            if (error != 0 && error != EEXIST) {
+                // The kernel refused: the address space changing (EAGAIN: the fault stays pending,
+                // try again), or going (the process exiting).
+                state_[p].store(s, std::memory_order_release);
+                if (error != EAGAIN || stopping_.load(std::memory_order_relaxed)) return;
+                std::this_thread::yield();
+                continue;
+            }
+            if (from_store) {
+                static_cast<void>(store_.erase(p));
+                swapped_.fetch_sub(1, std::memory_order_relaxed);
+            }
+            detail::add_counter(!from_store ? counters_.zero_fills : lost ? counters_.poisoned_pages : counters_.swap_ins, 1);
+            bits_[p].store(referenced, std::memory_order_relaxed);
+            state_[p].store(resident, std::memory_order_release);
+            detail::add_counter(counters_.faults, 1);
+            if (resident_.fetch_add(1, std::memory_order_relaxed) + 1 > wake_above_) wake_evictor();
+            return;
+        }
+    }
+
+    // A fault that would take the region over its budget evicts first.
+    void make_room(unsigned h) noexcept {
+        while (resident_.load(std::memory_order_relaxed) >= max_resident_) {
+            const std::size_t n = evict_batch(handler_slot(h), batch_pages);
+            if (n == 0) return;  // nothing can go now: over budget by a page, for a moment
+            detail::add_counter(counters_.direct_evictions, n);
+        }
+    }
+
+    // ---- eviction ----
+
+    void wake_evictor() noexcept {
+        if (wake_pending_.exchange(true, std::memory_order_relaxed)) return;
+        { std::lock_guard guard(evictor_mutex_); }
+        evictor_wake_.notify_one();
+    }
+
+    void evict_in_background() noexcept {
+        std::unique_lock guard(evictor_mutex_);
+        while (!stopping_.load(std::memory_order_relaxed)) {
+            evictor_wake_.wait_for(guard, std::chrono::milliseconds(100), [&] {
+                return stopping_.load(std::memory_order_relaxed) || wake_pending_.load(std::memory_order_relaxed);
+            });
+            if (stopping_.load(std::memory_order_relaxed)) break;
+            const bool woken = wake_pending_.exchange(false, std::memory_order_relaxed);
+            if (resident_.load(std::memory_order_relaxed) <= evict_below_) continue;
+            if (woken) detail::add_counter(counters_.evictor_wakeups, 1);
+            guard.unlock();
+            while (!stopping_.load(std::memory_order_relaxed)) {
+                const std::size_t resident_now = resident_.load(std::memory_order_relaxed);
+                if (resident_now <= evict_below_) break;
+                if (evict_batch(evictor_slot(), std::min(batch_pages, resident_now - evict_below_)) == 0) break;
+            }
+            guard.lock();
+        }
+    }
+
+    // Picks up to `want` victims with the CLOCK hand and evicts them through `slot` (staging pages
+    // of the caller's own). Returns the pages evicted.
+    std::size_t evict_batch(std::byte* slot, std::size_t want) noexcept {
+        std::size_t victims[batch_pages];
+        const std::size_t picked = pick(victims, std::min(want, batch_pages));
+        std::size_t gone = 0;
+        for (std::size_t v = 0; v < picked; ++v) gone += evict_page(victims[v], slot + v * page_bytes);
+        return gone;
+    }
+
+    // Victims, each moved from resident to evicting: unreferenced inactive pages; on its way the
+    // hand ages the others (see the top of this file). At most three turns of the hand: a page
+    // just faulted in is taken on the third.
+    std::size_t pick(std::size_t* victims, std::size_t want) noexcept {
+        std::lock_guard guard(hand_mutex_);
+        std::size_t picked = 0;
+        for (std::size_t looked = 0; looked < 3 * pages_ && picked < want; ++looked) {
+            const std::size_t p = hand_;
+            hand_ = hand_ + 1 == pages_ ? 0 : hand_ + 1;
+            std::uint8_t s = state_[p].load(std::memory_order_acquire);
+            if (s != resident) continue;
+            const std::uint8_t bits = bits_[p].load(std::memory_order_relaxed);
+            if ((bits & referenced) != 0) {
+                bits_[p].store(active, std::memory_order_relaxed);  // promoted, or kept active
+                continue;
+            }
+            if ((bits & active) != 0) {
+                bits_[p].store(0, std::memory_order_relaxed);  // demoted
+                continue;
+            }
+            if (state_[p].compare_exchange_strong(s, evicting, std::memory_order_acq_rel)) victims[picked++] = p;
+        }
+        return picked;
+    }
+
+    // Moves page p (evicting) out of the region into `staging`, stores it, and drops the staging
+    // page; a page the store refuses goes back. Returns 1 when it went.
+    std::size_t evict_page(std::size_t p, std::byte* staging) noexcept {
+        const int moved = detail::uffd::move(fd_, staging, page_at(p), page_bytes);
+        if (moved == ENOENT) {  // the program discarded it: it reads as zeros, as never written
+            resident_.fetch_sub(1, std::memory_order_relaxed);
+            state_[p].store(untouched, std::memory_order_release);
+            return 0;
+        }
+        if (moved != 0) {
+            state_[p].store(resident, std::memory_order_release);
+            return 0;
+        }
+        if (!store_.store(p, std::span<const std::byte, page_bytes>(staging, page_bytes))) {
+            // Back where it was: its faults wait for this, so the region's page is still absent.
+            if (detail::uffd::move(fd_, page_at(p), staging, page_bytes) != 0)
+                static_cast<void>(detail::uffd::copy(fd_, page_at(p), staging, page_bytes));
+            static_cast<void>(::madvise(staging, page_bytes, MADV_DONTNEED));
+            detail::add_counter(counters_.failed_swap_outs, 1);
+            state_[p].store(resident, std::memory_order_release);
+            return 0;
+        }
+        static_cast<void>(::madvise(staging, page_bytes, MADV_DONTNEED));
+        swapped_.fetch_add(1, std::memory_order_relaxed);
+        resident_.fetch_sub(1, std::memory_order_relaxed);
+        detail::add_counter(counters_.swap_outs, 1);
+        state_[p].store(evicted, std::memory_order_release);
+        return 1;
+    }
+
+    Store& store_;
+    const RegionConfig config_;
+    const std::size_t pages_;
+    const std::size_t max_resident_;
+    const std::size_t evict_below_;  // the evictor's target: the high mark of free pages
+    const std::size_t wake_above_;   // the evictor wakes above this: the low mark
+    std::unique_ptr<std::atomic<std::uint8_t>[]> state_;
+    std::unique_ptr<std::atomic<std::uint8_t>[]> bits_;
+    std::atomic<std::size_t> resident_{0}, swapped_{0};
+    int fd_ = -1;
+    int stop_fd_ = -1;
+    std::byte* region_ = nullptr;
+    std::byte* staging_ = nullptr;
+    std::byte* buffers_ = nullptr;  // a page per handler, for UFFDIO_COPY
+    std::mutex hand_mutex_;
+    std::size_t hand_ = 0;
+    std::mutex explicit_mutex_;
+    std::mutex evictor_mutex_;
+    std::condition_variable evictor_wake_;
+    std::atomic<bool> stopping_{false}, wake_pending_{false};
+    RegionStats counters_{};  // every access through std::atomic_ref
+    std::thread evictor_;
+    std::vector<std::thread> handlers_;
+};
+
+}  // namespace zpage

@@ -1,0 +1,138 @@
+// zpage internal: the userfaultfd calls a compressed region makes, with the constants of kernels
+// newer than the build machine's headers (UFFDIO_MOVE: Linux 6.8).
+#pragma once
+
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+namespace zpage::detail::uffd {
+
+#ifndef UFFD_FEATURE_MOVE
+inline constexpr std::uint64_t feature_move = std::uint64_t{1} << 16;
+struct uffdio_move {
+    std::uint64_t dst;
+    std::uint64_t src;
+    std::uint64_t len;
+    std::uint64_t mode;
+    std::int64_t move;
+};
+inline constexpr unsigned long ioctl_move = _IOWR(UFFDIO, 0x05, struct uffdio_move);
+#else
+inline constexpr std::uint64_t feature_move = UFFD_FEATURE_MOVE;
+using uffdio_move = ::uffdio_move;
+inline constexpr unsigned long ioctl_move = UFFDIO_MOVE;
+#endif
+
+// UFFDIO_POISON (Linux 6.6): an access to the page raises SIGBUS, as memory that failed does.
+inline constexpr std::uint64_t feature_poison = std::uint64_t{1} << 14;
+struct uffdio_poison {
+    uffdio_range range;
+    std::uint64_t mode;
+    std::int64_t updated;
+};
+inline constexpr unsigned long ioctl_poison = _IOWR(UFFDIO, 0x08, struct uffdio_poison);
+
+// A userfaultfd, non-blocking and close-on-exec: from the system call, else from
+// /dev/userfaultfd (Linux 6.1), which a system may open to a group instead of allowing the call.
+// On failure, -1 and `why` says what refused it and how to allow it.
+inline int open_fd(std::string& why) noexcept {
+    const int fd = static_cast<int>(::syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+    if (fd >= 0) return fd;
+    const int call_errno = errno;
+    int dev_errno = 0;
+    const int dev = ::open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+    if (dev >= 0) {
+        const int made = ::ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+        dev_errno = errno;
+        ::close(dev);
+        if (made >= 0) return made;
+    } else {
+        dev_errno = errno;
+    }
+    try {
+        why = "userfaultfd is not allowed for this process (userfaultfd(2): " + std::string(std::strerror(call_errno)) +
+              "; /dev/userfaultfd: " + std::strerror(dev_errno) +
+              "): allow it with sysctl vm.unprivileged_userfaultfd=1, or give the process read and write access to "
+              "/dev/userfaultfd (or CAP_SYS_PTRACE); in a container, its seccomp profile must allow userfaultfd";
+    } catch (...) {
+    }
+    return -1;
+}
+
+// The API handshake, asking for `features`; false when the kernel lacks any of them.
+inline bool handshake(int fd, std::uint64_t features, std::uint64_t& offered) noexcept {
+    uffdio_api api{};
+    api.api = UFFD_API;
+    api.features = features;
+    if (::ioctl(fd, UFFDIO_API, &api) != 0) return false;
+    offered = api.features;
+    return (api.features & features) == features;
+}
+
+inline bool register_missing(int fd, void* start, std::size_t bytes) noexcept {
+    uffdio_register reg{};
+    reg.range.start = reinterpret_cast<std::uintptr_t>(start);
+    reg.range.len = bytes;
+    reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+    return ::ioctl(fd, UFFDIO_REGISTER, &reg) == 0;
+}
+
+inline void unregister(int fd, void* start, std::size_t bytes) noexcept {
+    uffdio_range range{};
+    range.start = reinterpret_cast<std::uintptr_t>(start);
+    range.len = bytes;
+    static_cast<void>(::ioctl(fd, UFFDIO_UNREGISTER, &range));
+}
+
+// The result of an ioctl that resolves a fault: 0, or the errno (EEXIST: the page was there).
+inline int copy(int fd, void* dst, const void* src, std::size_t bytes) noexcept {
+    uffdio_copy c{};
+    c.dst = reinterpret_cast<std::uintptr_t>(dst);
+    c.src = reinterpret_cast<std::uintptr_t>(src);
+    c.len = bytes;
+    return ::ioctl(fd, UFFDIO_COPY, &c) == 0 ? 0 : errno;
+}
+
+// An ioctl on a range whose request struct starts with it (UFFDIO_ZEROPAGE, UFFDIO_POISON).
+template <class Request>
+int range_ioctl(int fd, unsigned long request, void* dst, std::size_t bytes) noexcept {
+    Request r{};
+    r.range.start = reinterpret_cast<std::uintptr_t>(dst);
+    r.range.len = bytes;
+    return ::ioctl(fd, request, &r) == 0 ? 0 : errno;
+}
+
+inline int zero(int fd, void* dst, std::size_t bytes) noexcept {
+    return range_ioctl<uffdio_zeropage>(fd, UFFDIO_ZEROPAGE, dst, bytes);
+}
+
+// Moves the page(s) at `src` to `dst` (whose page must be absent): afterwards `src` is absent.
+inline int move(int fd, void* dst, void* src, std::size_t bytes) noexcept {
+    uffdio_move m{};
+    m.dst = reinterpret_cast<std::uintptr_t>(dst);
+    m.src = reinterpret_cast<std::uintptr_t>(src);
+    m.len = bytes;
+    return ::ioctl(fd, ioctl_move, &m) == 0 ? 0 : errno;
+}
+
+inline int poison(int fd, void* dst, std::size_t bytes) noexcept {
+    return range_ioctl<uffdio_poison>(fd, ioctl_poison, dst, bytes);
+}
+
+inline void wake(int fd, void* start, std::size_t bytes) noexcept {
+    uffdio_range range{};
+    range.start = reinterpret_cast<std::uintptr_t>(start);
+    range.len = bytes;
+    static_cast<void>(::ioctl(fd, UFFDIO_WAKE, &range));
+}
+
+}  // namespace zpage::detail::uffd

@@ -1,0 +1,185 @@
+// The compressed region: real pages written across a region larger than its resident budget by
+// several threads and read back byte for byte, the process's resident set held near the budget,
+// and a clear refusal where userfaultfd is not allowed.
+#include <zpage/adapters/compressed_region.hpp>
+
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include <cstddef>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "watchdog.hpp"
+#include "writeback_fixtures.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+using Region = zpage::CompressedRegion<zpage::Lz4Store>;
+
+std::size_t resident_bytes() {
+    std::ifstream statm("/proc/self/statm");
+    std::size_t size = 0, resident = 0;
+    statm >> size >> resident;
+    return resident * 4096;
+}
+
+// Whether this process may use userfaultfd with UFFDIO_MOVE; the message when not.
+std::string region_unavailable() {
+    zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = 64});
+    try {
+        Region probe(store, {.bytes = 64 * 4096});
+    } catch (const zpage::RegionError& e) {
+        return e.what();
+    }
+    return {};
+}
+
+}  // namespace
+
+TEST_CASE("where userfaultfd is not allowed, construction fails with a message naming the fix") {
+    // A child process where the system call is refused (as a container's seccomp profile does)
+    // and, as root, without the rights to /dev/userfaultfd. First in this file, so that the
+    // child is forked before any test has started a thread (the page pool's) whose locks it
+    // would inherit.
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        sock_filter filter[] = {
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_userfaultfd, 0, 1),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        sock_fprog program{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+        if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) != 0)
+            ::_exit(3);
+        if (::geteuid() == 0 && ::setuid(65534) != 0) ::_exit(4);
+        zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = 64});
+        try {
+            Region region(store, {.bytes = 64 * 4096});
+        } catch (const zpage::RegionError& e) {
+            const std::string what = e.what();
+            const bool names_fix = what.find("vm.unprivileged_userfaultfd=1") != std::string::npos &&
+                                   what.find("/dev/userfaultfd") != std::string::npos;
+            ::_exit(names_fix ? 0 : 2);
+        }
+        ::_exit(1);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    CHECK_MESSAGE(WEXITSTATUS(status) == 0, "1: constructed anyway; 2: the message named no fix; 3, 4: setup failed");
+}
+
+TEST_CASE("pages written across a region four times its budget, by two threads, read back whole") {
+    if (const std::string why = region_unavailable(); !why.empty()) {
+        MESSAGE("skipped: " << why);
+        return;
+    }
+    const std::size_t region_bytes = zpage_test::scaled(std::size_t{256} << 20, 4);
+    const std::size_t budget = region_bytes / 8;
+    const std::size_t pages = region_bytes / 4096;
+    const std::vector<zpage_test::Page> sample = zpage_test::test_pages(4096, zpage_test::test_seed());
+    // Page i holds sample[i % sample.size()] with its index in its first bytes.
+    auto expected = [&](std::size_t i) {
+        zpage_test::Page p = sample[i % sample.size()];
+        std::memcpy(p.data(), &i, sizeof i);
+        return p;
+    };
+    zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
+    const std::size_t rss_before = resident_bytes();
+    Region region(store, {.bytes = region_bytes, .resident_budget_bytes = budget, .handler_threads = 2});
+    zpage_test::Watchdog watchdog(10000ms, "compressed region");
+    std::size_t peak_rss = 0;
+    std::atomic<std::size_t> wrong{0};
+    auto writer = [&](std::size_t first) {
+        auto& me = watchdog.enroll("writer " + std::to_string(first));
+        for (std::size_t i = first; i < pages; i += 2) {
+            me.working("write", i);
+            const zpage_test::Page p = expected(i);
+            std::memcpy(region.data() + i * 4096, p.data(), 4096);
+            me.done();
+        }
+        watchdog.leave(me);
+    };
+    auto reader = [&](std::size_t first, std::uint64_t seed) {
+        auto& me = watchdog.enroll("reader " + std::to_string(first));
+        std::mt19937_64 rng(seed);
+        for (std::size_t n = 0; n < pages / 2; ++n) {
+            const std::size_t i = rng() % pages;
+            me.working("read", i);
+            wrong += std::memcmp(region.data() + i * 4096, expected(i).data(), 4096) != 0;
+            me.done();
+        }
+        watchdog.leave(me);
+    };
+    {
+        std::thread a(writer, 0), b(writer, 1);
+        a.join();
+        b.join();
+    }
+    peak_rss = std::max(peak_rss, resident_bytes());
+    {
+        std::thread a(reader, 0, 1), b(reader, 1, 2);
+        a.join();
+        b.join();
+    }
+    peak_rss = std::max(peak_rss, resident_bytes());
+    for (std::size_t i = 0; i < pages; ++i) {
+        INFO("page " << i);
+        REQUIRE(std::memcmp(region.data() + i * 4096, expected(i).data(), 4096) == 0);
+    }
+    peak_rss = std::max(peak_rss, resident_bytes());
+    const zpage::RegionStats s = region.stats();
+    const std::size_t store_bytes = store.stats().mem_used_max;
+    // Slack: the store's spare pool pages, the staging and handler pages, thread stacks, allocator
+    // caches.
+    const std::size_t slack = std::size_t{24} << 20;
+    MESSAGE("faults " << s.faults << ", swap-outs " << s.swap_outs << " (" << s.direct_evictions << " direct), swap-ins "
+                      << s.swap_ins << ", resident " << s.resident_pages << " pages, store " << (store_bytes >> 20)
+                      << " MiB at most, RSS grew " << ((peak_rss - std::min(peak_rss, rss_before)) >> 20) << " MiB");
+    CHECK(wrong.load() == 0);
+    CHECK(s.swap_outs > pages / 2);
+    CHECK(s.swap_ins > 0);
+    CHECK(s.resident_pages <= budget / 4096);
+    CHECK(s.resident_pages + s.swapped_pages <= pages);
+    CHECK(peak_rss <= rss_before + budget + store_bytes + slack);
+}
+
+TEST_CASE("pages never written read as zeros and cost nothing; a region without a budget evicts nothing") {
+    if (const std::string why = region_unavailable(); !why.empty()) {
+        MESSAGE("skipped: " << why);
+        return;
+    }
+    constexpr std::size_t pages = 1024;
+    zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
+    Region region(store, {.bytes = pages * 4096});
+    for (std::size_t i = 0; i < pages; i += 7) CHECK(region.data()[i * 4096 + 5] == std::byte{0});
+    region.data()[3 * 4096] = std::byte{42};
+    std::this_thread::sleep_for(200ms);  // the evictor's timer passes
+    const zpage::RegionStats s = region.stats();
+    CHECK(s.swap_outs == 0);
+    CHECK(s.zero_fills == s.faults);
+    CHECK(region.data()[3 * 4096] == std::byte{42});
+    // An explicit eviction takes cold pages; they come back as they were.
+    CHECK(region.evict(pages) > 0);
+    CHECK(region.data()[3 * 4096] == std::byte{42});
+    CHECK(region.stats().swap_ins >= 1);
+    CHECK(store.stats().mem_used_total < store.stats().orig_data_size);
+}
+
+TEST_CASE("a bad configuration is refused, naming the field") {
+    zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = 64});
+    CHECK_THROWS_WITH_AS(Region(store, {.bytes = 4097}), doctest::Contains("bytes"), std::invalid_argument);
+    CHECK_THROWS_WITH_AS(Region(store, {.bytes = 65 * 4096}), doctest::Contains("fewer than the region"),
+                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(Region(store, {.bytes = 64 * 4096, .handler_threads = 0}), doctest::Contains("handler_threads"),
+                         std::invalid_argument);
+}
