@@ -193,7 +193,8 @@ private:
     enum : std::uint8_t { untouched = 0, resident = 1, evicted = 2, serving = 3, evicting = 4 };
     // A resident page's CLOCK bits.
     enum : std::uint8_t { referenced = 1, active = 2 };
-    static constexpr std::size_t batch_pages = 32;
+    static constexpr std::size_t batch_pages = 32;   // the evictor's batch (the kernel's SWAP_CLUSTER_MAX)
+    static constexpr std::size_t direct_pages = 4;   // a fault's own eviction, at a full budget
 
     // Resident pages that leave `free_permille` of the budget free; without a budget, all.
     static std::size_t mark(const RegionConfig& config, std::size_t max_resident, unsigned free_permille) noexcept {
@@ -348,10 +349,12 @@ private:
         }
     }
 
-    // A fault that would take the region over its budget evicts first.
+    // A fault that would take the region over its budget evicts first: a few pages, which is
+    // what its latency pays for, and the evictor is woken for the rest.
     void make_room(unsigned h) noexcept {
         while (resident_.load(std::memory_order_relaxed) >= max_resident_) {
-            const std::size_t n = evict_batch(handler_slot(h), batch_pages);
+            wake_evictor();
+            const std::size_t n = evict_batch(handler_slot(h), direct_pages);
             if (n == 0) return;  // nothing can go now: over budget by a page, for a moment
             detail::add_counter(counters_.direct_evictions, n);
         }
@@ -386,25 +389,29 @@ private:
     }
 
     // Picks up to `want` victims with the CLOCK hand and evicts them through `slot` (staging pages
-    // of the caller's own). Returns the pages evicted.
+    // of the caller's own), each claimed (resident to evicting) only as its turn comes, so that a
+    // fault on a victim waits for one eviction, not a batch's. Returns the pages evicted.
     std::size_t evict_batch(std::byte* slot, std::size_t want) noexcept {
         std::size_t victims[batch_pages];
         const std::size_t picked = pick(victims, std::min(want, batch_pages));
         std::size_t gone = 0;
-        for (std::size_t v = 0; v < picked; ++v) gone += evict_page(victims[v], slot + v * page_bytes);
+        for (std::size_t v = 0; v < picked; ++v) {
+            std::uint8_t s = resident;
+            if (!state_[victims[v]].compare_exchange_strong(s, evicting, std::memory_order_acq_rel)) continue;
+            gone += evict_page(victims[v], slot + v * page_bytes);
+        }
         return gone;
     }
 
-    // Victims, each moved from resident to evicting: unreferenced inactive pages; on its way the
-    // hand ages the others (see the top of this file). At most three turns of the hand: a page
-    // just faulted in is taken on the third.
+    // Victims: unreferenced inactive pages; on its way the hand ages the others (see the top of
+    // this file). At most three turns of the hand: a page just faulted in is taken on the third.
     std::size_t pick(std::size_t* victims, std::size_t want) noexcept {
         std::lock_guard guard(hand_mutex_);
         std::size_t picked = 0;
         for (std::size_t looked = 0; looked < 3 * pages_ && picked < want; ++looked) {
             const std::size_t p = hand_;
             hand_ = hand_ + 1 == pages_ ? 0 : hand_ + 1;
-            std::uint8_t s = state_[p].load(std::memory_order_acquire);
+            const std::uint8_t s = state_[p].load(std::memory_order_acquire);
             if (s != resident) continue;
             const std::uint8_t bits = bits_[p].load(std::memory_order_relaxed);
             if ((bits & referenced) != 0) {
@@ -415,7 +422,7 @@ private:
                 bits_[p].store(0, std::memory_order_relaxed);  // demoted
                 continue;
             }
-            if (state_[p].compare_exchange_strong(s, evicting, std::memory_order_acq_rel)) victims[picked++] = p;
+            victims[picked++] = p;
         }
         return picked;
     }
