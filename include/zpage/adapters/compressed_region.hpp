@@ -32,6 +32,13 @@
 // as on any unmapped memory: the program must be done with it). Any number of program threads may
 // touch the region at once. The store must outlive the region and hold nothing else at the
 // region's page indices.
+//
+// Locks and waits: evict()'s mutex, then the CLOCK hand's mutex (held only to pick victims, with
+// nothing under it); the evictor's mutex is held only to sleep and to be woken. The store is called
+// with none of them held. A thread that finds a page being served or evicted by another waits for
+// it (a yield loop); that other thread needs only the store and the kernel to finish, never a
+// handler or the program, so the waits form no cycle. The evictor and the handlers never touch the
+// region's memory themselves (only through userfaultfd ioctls), so they never fault on it.
 #pragma once
 
 #include <poll.h>
