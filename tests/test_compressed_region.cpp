@@ -150,7 +150,8 @@ TEST_CASE("pages written across a region four times its budget, by two threads, 
     CHECK(s.swap_ins > 0);
     CHECK(s.resident_pages <= budget / 4096);
     CHECK(s.resident_pages + s.swapped_pages <= pages);
-    CHECK(peak_rss <= rss_before + budget + store_bytes + slack);
+    // Under a sanitizer, shadow memory and the freed-memory quarantine grow the resident set too.
+    if (!zpage_test::under_sanitizer) CHECK(peak_rss <= rss_before + budget + store_bytes + slack);
 }
 
 TEST_CASE("pages never written read as zeros and cost nothing; a region without a budget evicts nothing") {
@@ -171,6 +172,8 @@ TEST_CASE("pages never written read as zeros and cost nothing; a region without 
     // An explicit eviction takes cold pages; they come back as they were.
     CHECK(region.evict(pages) > 0);
     CHECK(region.data()[3 * 4096] == std::byte{42});
+    // The handler counts a swap-in after the copy that woke this thread: wait for its count.
+    for (int tries = 0; tries < 1000 && region.stats().swap_ins == 0; ++tries) std::this_thread::sleep_for(1ms);
     CHECK(region.stats().swap_ins >= 1);
     CHECK(store.stats().mem_used_total < store.stats().orig_data_size);
 }
