@@ -129,7 +129,12 @@ public:
           clusters_((slot_count_ + cluster_slots_ - 1) / cluster_slots_),
           cache_(config.swap_cache_pages),
           cache_bytes_(std::make_unique<std::byte[]>(config.swap_cache_pages * page_size)) {
-        for (std::uint32_t c = static_cast<std::uint32_t>(clusters_.size()); c-- > 0;) free_clusters_.push_back(c);
+        // Every cluster starts on the free list, flagged as listed so that list_if_empty() never
+        // adds one twice (the list's capacity is one entry per cluster).
+        for (std::uint32_t c = static_cast<std::uint32_t>(clusters_.size()); c-- > 0;) {
+            clusters_[c].listed = true;
+            free_clusters_.push_back(c);
+        }
     }
 
     SwapDevice(const SwapDevice&) = delete;
