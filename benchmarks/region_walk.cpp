@@ -21,74 +21,12 @@
 #include <thread>
 #include <vector>
 
+#include "walk.hpp"
 #include "zpage_bench/inputs.hpp"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-constexpr std::size_t page = 4096;
-constexpr auto fault_threshold = std::chrono::nanoseconds(1000);
-std::atomic<std::uint8_t> benchmark_sink{0};  // what the walks read, so that the reads stay
-
-struct WalkResult {
-    double mib_s = 0;
-    std::size_t touches = 0, slow = 0;
-    double p50_us = 0, p99_us = 0, p999_us = 0;
-};
-
-double percentile(std::vector<double>& v, double q) {
-    if (v.empty()) return 0;
-    const auto at = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1));
-    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(at), v.end());
-    return v[at];
-}
-
-// Touches one byte of each page of `order`, timing each touch.
-WalkResult walk(const std::byte* base, const std::vector<std::size_t>& order) {
-    std::vector<double> slow;
-    slow.reserve(order.size());
-    std::uint8_t sum = 0;
-    const auto begin = Clock::now();
-    for (const std::size_t p : order) {
-        const auto t0 = Clock::now();
-        sum = static_cast<std::uint8_t>(sum + static_cast<std::uint8_t>(*static_cast<const volatile std::byte*>(base + p * page + 64)));
-        const auto took = Clock::now() - t0;
-        if (took >= fault_threshold) slow.push_back(std::chrono::duration<double, std::micro>(took).count());
-    }
-    const double seconds = std::chrono::duration<double>(Clock::now() - begin).count();
-    benchmark_sink.store(sum, std::memory_order_relaxed);
-    WalkResult r;
-    r.touches = order.size();
-    r.slow = slow.size();
-    r.mib_s = static_cast<double>(order.size() * page) / (1 << 20) / seconds;
-    r.p50_us = percentile(slow, 0.5);
-    r.p99_us = percentile(slow, 0.99);
-    r.p999_us = percentile(slow, 0.999);
-    return r;
-}
-
-std::vector<std::size_t> random_order(std::size_t pages, std::size_t touches, std::uint64_t seed) {
-    std::mt19937_64 rng(seed);
-    std::vector<std::size_t> order(touches);
-    for (auto& p : order) p = rng() % pages;
-    return order;
-}
-
-// Zipf-like (s = 0.99) over the pages, the ranks scattered over the region.
-std::vector<std::size_t> zipf_order(std::size_t pages, std::size_t touches, std::uint64_t seed) {
-    std::vector<double> cdf(pages);
-    double total = 0;
-    for (std::size_t k = 0; k < pages; ++k) cdf[k] = total += 1.0 / std::pow(static_cast<double>(k + 1), 0.99);
-    std::vector<std::size_t> rank_to_page(pages);
-    for (std::size_t k = 0; k < pages; ++k) rank_to_page[k] = k;
-    std::mt19937_64 rng(seed);
-    std::shuffle(rank_to_page.begin(), rank_to_page.end(), rng);
-    std::uniform_real_distribution<double> u(0, total);
-    std::vector<std::size_t> order(touches);
-    for (auto& p : order)
-        p = rank_to_page[static_cast<std::size_t>(std::lower_bound(cdf.begin(), cdf.end(), u(rng)) - cdf.begin())];
-    return order;
-}
+using namespace region_walk;
 
 void print(const char* engine, const char* order, const WalkResult& r) {
     std::printf("  %-22s %-7s %9.1f %9zu %9zu %9.1f %9.1f %9.1f\n", engine, order, r.mib_s, r.touches, r.slow, r.p50_us,
@@ -161,12 +99,10 @@ int main(int argc, char** argv) {
         store, {.bytes = pages * page, .resident_budget_bytes = budget_mib << 20});
     for (std::size_t p = 0; p < pages; ++p)
         std::memcpy(region.data() + p * page, input.bytes.data() + (p % input.pages()) * page, page);
-    for (const char* order : {"random", "zipf"}) {
+    for (const Order& order : walk_orders(pages)) {
         const zpage::RegionStats before = region.stats();
-        const WalkResult r = walk(region.data(), std::string_view(order) == "random"
-                                                     ? random_order(pages, pages, 2)
-                                                     : zipf_order(pages, pages, 3));
-        print("zpage lz4 region", order, r);
+        const WalkResult r = walk(region.data(), order.pages);
+        print("zpage lz4 region", order.name, r);
         const zpage::RegionStats after = region.stats();
         std::printf("  %-22s faults %llu, swap-outs %llu (%llu direct), store %.1f MiB\n", "",
                     static_cast<unsigned long long>(after.faults - before.faults),
