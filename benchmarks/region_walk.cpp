@@ -4,23 +4,31 @@
 // Reports the MiB walked per second and the latency of the touches that faulted (those over
 // 1 us), p50/p99/p99.9.
 //
-//   bench_region_walk [--region MiB] [--budget MiB] [--file PAGES[.zst]]   (512, 64, python-heap)
+// Beside them, the kernel's way of doing the same (kernel_walk.hpp): the same walks, in a child
+// process whose memory cgroup limit is the budget, with zram (lz4) as its swap and page-cluster 0,
+// as ../shared/reference/ANCHORS.md measured it; as root with /dev/zram0 unused, else one line
+// says why its rows are missing. Then the targets, each a ratio of two figures of the same
+// run; with --runs N, the whole comparison N times and the medians of the ratios.
 //
-// The kernel's way of doing the same (the walk in a memory cgroup with zram as its swap) is the
-// comparison to come; ../shared/reference/ANCHORS.md has its figures on this machine.
+//   bench_region_walk [--region MiB] [--budget MiB] [--file PAGES[.zst]] [--runs N] [--no-kernel]
+//                     (512, 64, python-heap, 1)
 #include <zpage/adapters/compressed_region.hpp>
 #include <zpage/zpage.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
+#include "kernel_walk.hpp"
 #include "walk.hpp"
 #include "zpage_bench/inputs.hpp"
 
@@ -72,44 +80,146 @@ WalkResult bare_round_trip(std::size_t pages) {
     return r;
 }
 
+// The targets, each the ratio of two figures of one run.
+struct Target {
+    const char* what;
+    double limit;
+    bool at_least;  // met when the ratio is >= limit; else when it is <= limit
+};
+constexpr Target targets[] = {
+    {"MiB/s random, zpage / kernel", 1.0, true},
+    {"MiB/s zipf, zpage / kernel", 1.0, true},
+    {"fault p99 random, zpage / kernel", 0.5, false},
+    {"fault p50 random, zpage / bare userfaultfd", 1.3, false},
+};
+using Ratios = std::array<std::optional<double>, std::size(targets)>;
+
+// zpage and kernel hold one row per order, in the orders' order.
+Ratios ratios(const std::vector<Order>& orders, const std::vector<WalkResult>& zpage, const KernelWalk& kernel,
+              const WalkResult& bare) {
+    const auto ratio = [](double a, double b) { return b > 0 ? std::optional<double>(a / b) : std::nullopt; };
+    Ratios r;
+    for (std::size_t i = 0; i < orders.size(); ++i) {
+        const bool random = std::string_view(orders[i].name) == "random";
+        if (random) r[3] = ratio(zpage[i].p50_us, bare.p50_us);
+        if (kernel.rows.size() != orders.size()) continue;
+        r[random ? 0 : 1] = ratio(zpage[i].mib_s, kernel.rows[i].walk.mib_s);
+        if (random) r[2] = ratio(zpage[i].p99_us, kernel.rows[i].walk.p99_us);
+    }
+    return r;
+}
+
+void print_targets(const char* title, const Ratios& r) {
+    std::printf("%s\n", title);
+    for (std::size_t t = 0; t < r.size(); ++t) {
+        const Target& target = targets[t];
+        std::printf("  %-44s ", target.what);
+        if (!r[t]) {
+            std::printf("%7s   target %s %.1fx   (no figure to compare)\n", "-", target.at_least ? ">=" : "<=",
+                        target.limit);
+            continue;
+        }
+        const bool met = target.at_least ? *r[t] >= target.limit : *r[t] <= target.limit;
+        std::printf("%6.2fx   target %s %.1fx   %s\n", *r[t], target.at_least ? ">=" : "<=", target.limit,
+                    met ? "met" : "not met");
+    }
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::size_t region_mib = 512, budget_mib = 64;
+    std::size_t region_mib = 512, budget_mib = 64, runs = 1;
+    bool kernel = true;
     std::string file = std::string(ZPAGE_CORPORA_DIR) + "/python-heap.pages.zst";
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
-        if (arg == "--region") region_mib = std::stoul(argv[i + 1]);
-        else if (arg == "--budget") budget_mib = std::stoul(argv[i + 1]);
-        else if (arg == "--file") file = argv[i + 1];
+        const bool valued = i + 1 < argc;
+        if (arg == "--region" && valued) region_mib = std::stoul(argv[++i]);
+        else if (arg == "--budget" && valued) budget_mib = std::stoul(argv[++i]);
+        else if (arg == "--file" && valued) file = argv[++i];
+        else if (arg == "--runs" && valued) runs = std::max<std::size_t>(1, std::stoul(argv[++i]));
+        else if (arg == "--no-kernel") kernel = false;
         else {
-            std::fprintf(stderr, "usage: bench_region_walk [--region MiB] [--budget MiB] [--file PAGES]\n");
+            std::fprintf(stderr, "usage: bench_region_walk [--region MiB] [--budget MiB] [--file PAGES] [--runs N] "
+                                 "[--no-kernel]\n");
             return 2;
         }
     }
     const zpage_bench::PageSet input = zpage_bench::read_page_file(file, page, true);
     const std::size_t pages = (region_mib << 20) / page;
-    std::printf("%s: %zu pages of %s over a region of %zu MiB, %zu MiB resident budget; touches over 1 us\n",
-                file.c_str(), input.pages(), "real memory", region_mib, budget_mib);
-    std::printf("  %-22s %-7s %9s %9s %9s %9s %9s %9s\n", "engine", "order", "MiB/s", "touches", "faulted", "p50 us",
-                "p99 us", "p99.9 us");
+    const std::vector<Order> orders = walk_orders(pages);  // both sides walk these
+    std::vector<Ratios> all_ratios;
+    for (std::size_t run = 1; run <= runs; ++run) {
+        if (runs > 1) std::printf("run %zu of %zu\n", run, runs);
+        std::printf("%s: %zu pages of %s over a region of %zu MiB, %zu MiB resident budget; touches over 1 us\n",
+                    file.c_str(), input.pages(), "real memory", region_mib, budget_mib);
+        std::printf("  %-22s %-7s %9s %9s %9s %9s %9s %9s\n", "engine", "order", "MiB/s", "touches", "faulted",
+                    "p50 us", "p99 us", "p99.9 us");
 
-    zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
-    zpage::CompressedRegion<zpage::Lz4Store> region(
-        store, {.bytes = pages * page, .resident_budget_bytes = budget_mib << 20});
-    for (std::size_t p = 0; p < pages; ++p)
-        std::memcpy(region.data() + p * page, input.bytes.data() + (p % input.pages()) * page, page);
-    for (const Order& order : walk_orders(pages)) {
-        const zpage::RegionStats before = region.stats();
-        const WalkResult r = walk(region.data(), order.pages);
-        print("zpage lz4 region", order.name, r);
-        const zpage::RegionStats after = region.stats();
-        std::printf("  %-22s faults %llu, swap-outs %llu (%llu direct), store %.1f MiB\n", "",
-                    static_cast<unsigned long long>(after.faults - before.faults),
-                    static_cast<unsigned long long>(after.swap_outs - before.swap_outs),
-                    static_cast<unsigned long long>(after.direct_evictions - before.direct_evictions),
-                    static_cast<double>(store.stats().mem_used_total) / (1 << 20));
+        std::vector<WalkResult> zpage_rows;
+        {
+            // A pool of its own, not PagePool::shared(), whose refill thread never ends: the
+            // kernel's walk forks, and forks from a process of one thread only.
+            zpage::PagePool pool;
+            zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages, .page_pool = &pool});
+            zpage::CompressedRegion<zpage::Lz4Store> region(
+                store, {.bytes = pages * page, .resident_budget_bytes = budget_mib << 20});
+            for (std::size_t p = 0; p < pages; ++p)
+                std::memcpy(region.data() + p * page, input.bytes.data() + (p % input.pages()) * page, page);
+            for (const Order& order : orders) {
+                const zpage::RegionStats before = region.stats();
+                zpage_rows.push_back(walk(region.data(), order.pages));
+                print("zpage lz4 region", order.name, zpage_rows.back());
+                const zpage::RegionStats after = region.stats();
+                std::printf("  %-22s faults %llu, swap-outs %llu (%llu direct), store %.1f MiB\n", "",
+                            static_cast<unsigned long long>(after.faults - before.faults),
+                            static_cast<unsigned long long>(after.swap_outs - before.swap_outs),
+                            static_cast<unsigned long long>(after.direct_evictions - before.direct_evictions),
+                            static_cast<double>(store.stats().mem_used_total) / (1 << 20));
+            }
+        }  // the region's and the store's threads are joined here: the kernel's walk forks
+
+        KernelWalk kernel_walk;
+        kernel_walk.missing = "skipped (--no-kernel)";
+        try {
+            if (kernel) kernel_walk = run_kernel_walk(input.bytes, pages * page, budget_mib << 20, orders);
+        } catch (const zpage_bench::Interrupted&) {
+            std::fprintf(stderr, "bench_region_walk: interrupted; the kernel's set-up is undone\n");
+            return 130;
+        }
+        if (!kernel_walk.missing.empty()) std::printf("  kernel rows missing: %s\n", kernel_walk.missing.c_str());
+        for (std::size_t i = 0; i < kernel_walk.rows.size(); ++i) {
+            const KernelRow& row = kernel_walk.rows[i];
+            print("kernel zram lz4 swap", orders[i].name, row.walk);
+            std::printf("  %-22s pswpin %llu, pswpout %llu, zram %.1f MiB of pages in %.1f MiB\n", "",
+                        static_cast<unsigned long long>(row.swap_ins), static_cast<unsigned long long>(row.swap_outs),
+                        static_cast<double>(row.zram_orig_bytes) / (1 << 20),
+                        static_cast<double>(row.zram_used_bytes) / (1 << 20));
+        }
+        if (!kernel_walk.setup.empty()) std::printf("  kernel: %s\n", kernel_walk.setup.c_str());
+        if (!kernel_walk.note.empty()) std::printf("  note: %s\n", kernel_walk.note.c_str());
+
+        const WalkResult bare = bare_round_trip(std::min<std::size_t>(pages, 32768));
+        print("bare userfaultfd", "random", bare);
+        all_ratios.push_back(ratios(orders, zpage_rows, kernel_walk, bare));
+        print_targets("targets (this run)", all_ratios.back());
     }
-    print("bare userfaultfd", "random", bare_round_trip(std::min<std::size_t>(pages, 32768)));
+    if (runs > 1) {
+        Ratios medians;
+        for (std::size_t t = 0; t < medians.size(); ++t) {
+            std::vector<double> values;
+            for (const Ratios& r : all_ratios)
+                if (r[t]) values.push_back(*r[t]);
+            if (!values.empty()) medians[t] = median(values);
+        }
+        const std::string title = "targets (medians of " + std::to_string(runs) + " runs)";
+        print_targets(title.c_str(), medians);
+    }
     return 0;
 }
