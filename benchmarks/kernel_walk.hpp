@@ -36,12 +36,14 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <new>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -406,6 +408,23 @@ inline std::uint64_t vmstat(const char* key) { return keyed_value("/proc/vmstat"
     ::_exit(sent && report.error[0] == '\0' ? 0 : 1);
 }
 
+// When a walk's cgroup is left under dir by a process that is gone: what such a process left
+// (it was killed by SIGKILL, or crashed) and how to undo it by hand; else nothing.
+inline std::string leftover_hint(const std::string& dir) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+        const std::string name = entry.path().filename().string(), prefix = "zpage-walk-";
+        if (name.compare(0, prefix.size(), prefix) != 0) continue;
+        const auto pid = static_cast<pid_t>(std::strtol(name.c_str() + prefix.size(), nullptr, 10));
+        if (pid <= 0 || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+        return "; a bench_region_walk (pid " + std::to_string(pid) +
+               ") ended without undoing its set-up: if nothing else uses zram0, swapoff " +
+               zpage_bench::detail::zram_device + "; echo 1 > " + zpage_bench::detail::zram_sysfs +
+               "reset; echo 3 > /proc/sys/vm/page-cluster (the default); rmdir " + entry.path().string();
+    }
+    return "";
+}
+
 inline std::string wait_status_text(int status) {
     if (WIFSIGNALED(status)) return std::string("killed by signal ") + std::to_string(WTERMSIG(status));
     return "exited with status " + std::to_string(WEXITSTATUS(status));
@@ -416,8 +435,9 @@ inline void walk_under_kernel_swap(KernelWalk& result, const std::vector<std::by
     namespace zb = zpage_bench;
     if (orders.size() > max_orders || corpus.size() < page) throw Missing("nothing to walk (no pages, or too many orders)");
     const zb::KernelProbe probe = zb::probe_kernel_zram();
-    if (probe.state != zb::KernelProbe::State::available) throw Missing(probe.why);
+    if (probe.state == zb::KernelProbe::State::unavailable) throw Missing(probe.why);
     const CgroupPlace place = find_memory_cgroup();
+    if (probe.state == zb::KernelProbe::State::occupied) throw Missing(probe.why + leftover_hint(place.dir));
     if (std::find(probe.algorithms.begin(), probe.algorithms.end(), "lz4") == probe.algorithms.end())
         throw Missing("the kernel's zram has no lz4");
     if (const std::size_t threads = thread_count(); threads != 1)
