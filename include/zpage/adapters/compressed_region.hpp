@@ -6,39 +6,54 @@
 //   zpage::CompressedRegion<zpage::Lz4Store> ram(store, {.bytes = 512 << 20, .resident_budget_bytes = 64 << 20});
 //   std::byte* guest = ram.data();   // 512 MiB; at most 64 MiB of it resident at a time
 //
-// How: the region is anonymous memory registered with userfaultfd (missing-page mode). A page
-// that is not there faults, and a handler thread resolves the fault: with the zero page for a page
-// never written, or by decompressing the page from the store (UFFDIO_COPY). Pages over the budget
-// are evicted: moved out of the region atomically (UFFDIO_MOVE, Linux 6.8) into a staging page,
-// which is compressed into the store and dropped. Because the move is atomic, a program writing a
-// page while it is evicted loses nothing: its access faults, and the handler waits for the
-// eviction to finish and brings the page back. A page the store cannot return (corrupt data)
-// is poisoned (UFFDIO_POISON): its access raises SIGBUS, as memory that failed does, never wrong
+// How: the region is anonymous memory registered with userfaultfd (missing-page and
+// write-protect modes). A page that is not there faults, and a handler thread resolves the fault:
+// with the zero page for a page never written, or by decompressing the page from the store
+// (UFFDIO_COPY). Pages over the budget are evicted in batches, in place: the stretch of the region
+// the CLOCK hand swept to pick them is write-protected, the victims are compressed into the store
+// straight from the region, then dropped together (process_madvise) and their waiting writers
+// woken. A write to a page while it is compressed waits for the eviction, then faults the page
+// back from the store: nothing is lost. Each write-protect or drop is one TLB flush for the batch;
+// on a virtual machine a flush that must interrupt another CPU costs tens of microseconds, which
+// per page would be most of an eviction's cost. A page the store cannot return (corrupt data) is
+// poisoned (UFFDIO_POISON): its access raises SIGBUS, as memory that failed does, never wrong
 // bytes.
 //
 // When: a background evictor keeps the resident pages under the budget's high mark (the kernel's
 // kswapd, with free memory between the low and high marks), so that the faulting path rarely
-// evicts; a fault that finds the budget full evicts a batch itself first (direct reclaim). Which:
-// a CLOCK over the resident pages with two bits per page, the kernel's active and inactive lists
-// in place: a page faulted in is inactive and referenced; the hand promotes a referenced inactive
-// page to active, clears an active page's reference, demotes an unreferenced active page, and
-// evicts an unreferenced inactive one. What it can see: a page's faults (it was touched after
-// being evicted or never written), not reads or writes of a resident page; so a page in use stays
-// resident for three passes of the hand after its last fault, and one in constant use is evicted
-// and faulted back in once per three passes.
+// evicts; a fault that finds the budget full evicts a few pages itself first (direct reclaim),
+// moving each out of the region atomically (UFFDIO_MOVE, Linux 6.8) so that the handler never reads
+// the region's memory. Which: a CLOCK over the resident pages with two bits per page, the kernel's
+// active and inactive lists in place: a page faulted in is inactive and referenced; the hand
+// promotes a referenced inactive page to active, clears an active page's reference, demotes an
+// unreferenced active page, and evicts an unreferenced inactive one.
+//
+// What it sees of the program's use: faults (a page touched after it was evicted, or never
+// written), and writes, sampled: the write protection the hand leaves on the stretch it swept stays
+// on the pages it did not take, so the first write to one afterwards faults once, marks the page
+// referenced and lifts the protection (RegionStats::write_faults). Reads of a resident page are not
+// seen: a page only read stays resident for three passes of the hand after its last fault, then is
+// evicted, and faults back in if still in use. (UFFD_FEATURE_WP_ASYNC would sample writes without
+// a fault, but it lets a write through while its page is being compressed, and the kernel has no
+// "drop this page unless written" to close that race; soft-dirty bits are not in every kernel.)
+// A page the program discards (MADV_DONTNEED) while it is resident reads as zeros afterwards; one
+// already evicted keeps its bytes: write zeros to clear a page, which cost no store memory.
 //
 // Threads: `handler_threads` handler threads and one evictor, started at construction and joined
-// by the destructor, which unregisters and unmaps the region (threads still touching it then fault
-// as on any unmapped memory: the program must be done with it). Any number of program threads may
+// by the destructor, which makes the region inaccessible, then unregisters and unmaps it (threads
+// still touching it then get SIGSEGV, as on any unmapped memory: the program must be done with
+// it). Any number of program threads may
 // touch the region at once. The store must outlive the region and hold nothing else at the
 // region's page indices.
 //
 // Locks and waits: evict()'s mutex, then the CLOCK hand's mutex (held only to pick victims, with
 // nothing under it); the evictor's mutex is held only to sleep and to be woken. The store is called
-// with none of them held. A thread that finds a page being served or evicted by another waits for
-// it (a yield loop); that other thread needs only the store and the kernel to finish, never a
-// handler or the program, so the waits form no cycle. The evictor and the handlers never touch the
-// region's memory themselves (only through userfaultfd ioctls), so they never fault on it.
+// with none of them held. A handler that finds a page being served by another handler, or moved
+// out by one, waits for it (a yield loop); that other handler needs only the store and the kernel
+// to finish. The handlers never touch the region's memory, so they never fault on it. The evictor
+// and evict() read it (compressing in place), so a victim the program discarded meanwhile faults to
+// a handler, which resolves it without waiting for the eviction (zeros, write-protected): so no
+// wait has a cycle.
 #pragma once
 
 #include <poll.h>
@@ -47,6 +62,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -61,6 +77,11 @@
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#if defined(__SANITIZE_THREAD__)
+extern "C" void __tsan_ignore_thread_begin();
+extern "C" void __tsan_ignore_thread_end();
+#endif
 
 #include "../detail/atomic_counters.hpp"
 #include "../detail/os.hpp"
@@ -107,6 +128,7 @@ struct RegionStats {
     std::uint64_t swap_ins = 0;          // of those, pages brought back from the store (pswpin)
     std::uint64_t swap_outs = 0;         // pages evicted into the store (pswpout)
     std::uint64_t direct_evictions = 0;  // of those, evicted on a fault's path, the budget being full
+    std::uint64_t write_faults = 0;      // writes to pages the CLOCK hand had protected (sampled use)
     std::uint64_t evictor_wakeups = 0;   // times the evictor woke to evict (kswapd_wakeups)
     std::uint64_t failed_swap_outs = 0;  // evictions the store refused (the page stayed resident)
     std::uint64_t poisoned_pages = 0;    // pages the store could not return: their access raises SIGBUS
@@ -120,6 +142,7 @@ struct RegionStats {
         f(std::string_view("swap_ins"), &RegionStats::swap_ins, StatUnit::pages);
         f(std::string_view("swap_outs"), &RegionStats::swap_outs, StatUnit::pages);
         f(std::string_view("direct_evictions"), &RegionStats::direct_evictions, StatUnit::pages);
+        f(std::string_view("write_faults"), &RegionStats::write_faults, StatUnit::count);
         f(std::string_view("evictor_wakeups"), &RegionStats::evictor_wakeups, StatUnit::count);
         f(std::string_view("failed_swap_outs"), &RegionStats::failed_swap_outs, StatUnit::count);
         f(std::string_view("poisoned_pages"), &RegionStats::poisoned_pages, StatUnit::pages);
@@ -149,8 +172,8 @@ public:
             open_userfaultfd();
             region_ = map(config.bytes);
             staging_ = map(staging_pages() * page_bytes);
-            if (!detail::uffd::register_missing(fd_, region_, config.bytes) ||
-                !detail::uffd::register_missing(fd_, staging_, staging_pages() * page_bytes))
+            if (!detail::uffd::register_range(fd_, region_, config.bytes, true) ||
+                !detail::uffd::register_range(fd_, staging_, staging_pages() * page_bytes, true))
                 throw RegionError("zpage::CompressedRegion: userfaultfd would not register the region: " +
                                   std::string(std::strerror(errno)));
             stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
@@ -187,7 +210,7 @@ public:
         std::lock_guard guard(explicit_mutex_);
         std::size_t gone = 0;
         while (gone < pages) {
-            const std::size_t n = evict_batch(explicit_slot(), std::min(pages - gone, batch_pages));
+            const std::size_t n = evict_in_place(std::min(pages - gone, batch_pages));
             if (n == 0) break;
             gone += n;
         }
@@ -197,11 +220,14 @@ public:
 private:
     // A page's state; only the thread that moved it out of a resting state (untouched, resident,
     // evicted) changes it again.
-    enum : std::uint8_t { untouched = 0, resident = 1, evicted = 2, serving = 3, evicting = 4 };
+    // evicting: compressed in place, write-protected; moving: moved out by a handler.
+    enum : std::uint8_t { untouched = 0, resident = 1, evicted = 2, serving = 3, evicting = 4, moving = 5 };
     // A resident page's CLOCK bits.
     enum : std::uint8_t { referenced = 1, active = 2 };
     static constexpr std::size_t batch_pages = 32;   // the evictor's batch (the kernel's SWAP_CLUSTER_MAX)
     static constexpr std::size_t direct_pages = 4;   // a fault's own eviction, at a full budget
+    // The most a batch's window spans, so that protecting it walks a bounded stretch of page table.
+    static constexpr std::size_t max_window_pages = 16384;
 
     // Resident pages that leave `free_permille` of the budget free; without a budget, all.
     static std::size_t mark(const RegionConfig& config, std::size_t max_resident, unsigned free_permille) noexcept {
@@ -218,11 +244,8 @@ private:
         return config;
     }
 
-    // Staging pages: a batch for each handler (direct eviction), the evictor and evict().
-    std::size_t staging_pages() const noexcept { return (config_.handler_threads + 2) * batch_pages; }
-    std::byte* handler_slot(unsigned h) const noexcept { return staging_ + h * batch_pages * page_bytes; }
-    std::byte* evictor_slot() const noexcept { return handler_slot(config_.handler_threads); }
-    std::byte* explicit_slot() const noexcept { return handler_slot(config_.handler_threads + 1); }
+    // Staging pages: a direct eviction's for each handler.
+    std::size_t staging_pages() const noexcept { return config_.handler_threads * direct_pages; }
 
     void open_userfaultfd() {
         std::string why;
@@ -267,6 +290,9 @@ private:
             if (t.joinable()) t.join();
         if (evictor_.joinable()) evictor_.join();
         if (region_ != nullptr) {
+            // Inaccessible before it is unregistered: a thread still touching it, or woken from a
+            // fault by the unregistering, gets SIGSEGV, never a zero page in place of its data.
+            static_cast<void>(::mprotect(region_, config_.bytes, PROT_NONE));
             if (fd_ >= 0) detail::uffd::unregister(fd_, region_, config_.bytes);
             ::munmap(region_, config_.bytes);
             for (std::size_t p = 0; p < pages_; ++p)
@@ -301,30 +327,43 @@ private:
                 const std::uintptr_t address = messages[m].arg.pagefault.address;
                 const std::size_t p = (address - reinterpret_cast<std::uintptr_t>(region_)) / page_bytes;
                 if (address < reinterpret_cast<std::uintptr_t>(region_) || p >= pages_) continue;  // staging: never faults
-                serve(h, p);
+                if ((messages[m].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) != 0) serve_write(p);
+                else serve(h, p);
             }
         }
     }
 
+    // A page that is not there: zero page, or back from the store.
     void serve(unsigned h, std::size_t p) noexcept {
+        std::byte* const buffer = buffers_ + h * page_bytes;
         for (;;) {
             std::uint8_t s = state_[p].load(std::memory_order_acquire);
-            if (s == serving || s == evicting) {  // another thread has it: it finishes soon
+            if (s == serving || s == moving) {  // another thread has it: it finishes soon
                 std::this_thread::yield();
                 continue;
             }
-            if (s == resident) {
-                // Another fault on it was resolved first, or the program discarded the page
-                // (madvise): the zero page where it is absent, a wake-up where it is present.
-                if (detail::uffd::zero(fd_, page_at(p), page_bytes) == EEXIST) detail::uffd::wake(fd_, page_at(p), page_bytes);
+            if (s == evicting) {
+                // The program discarded (madvise) a page while it was being compressed in place,
+                // and the evictor's read of it faulted: it reads as zeros, as a discarded page does,
+                // protected from writes until the eviction is done.
+                std::memset(buffer, 0, page_bytes);
+                if (detail::uffd::copy(fd_, page_at(p), buffer, page_bytes, true) == EEXIST)
+                    detail::uffd::wake(fd_, page_at(p), page_bytes);
                 return;
             }
             if (!state_[p].compare_exchange_strong(s, serving, std::memory_order_acq_rel)) continue;
+            if (s == resident) {
+                // Another fault on it was resolved first (a wake-up, the page being there), or the
+                // program discarded the page (madvise): the zero page. Claimed first, so that it
+                // cannot be evicted in between and then read as zeros.
+                if (detail::uffd::zero(fd_, page_at(p), page_bytes) == EEXIST) detail::uffd::wake(fd_, page_at(p), page_bytes);
+                state_[p].store(resident, std::memory_order_release);
+                return;
+            }
             make_room(h);
             const bool from_store = s == evicted;
             bool lost = false;
             int error = 0;
-            std::byte* const buffer = buffers_ + h * page_bytes;
             if (!from_store) {
                 error = detail::uffd::zero(fd_, page_at(p), page_bytes);
             } else if (store_.load(p, std::span<std::byte, page_bytes>(buffer, page_bytes))) {
@@ -334,6 +373,13 @@ private:
                 // until the program discards it.
                 lost = true;
                 error = detail::uffd::poison(fd_, page_at(p), page_bytes);
+            }
+            if (error == EEXIST && from_store) {
+                // A fault resolved earlier, whose message came late, for a page evicted in place
+                // and not yet dropped: it stays evicted, and its dropping comes next.
+                state_[p].store(s, std::memory_order_release);
+                detail::uffd::wake(fd_, page_at(p), page_bytes);
+                return;
             }
             if (error != 0 && error != EEXIST) {
                 // The kernel refused: the address space changing (EAGAIN: the fault stays pending,
@@ -356,12 +402,34 @@ private:
         }
     }
 
+    // A write to a page the CLOCK hand protected as it passed: the page is in use, so it is
+    // marked referenced and the protection lifted (which wakes the writer).
+    void serve_write(std::size_t p) noexcept {
+        for (;;) {
+            std::uint8_t s = state_[p].load(std::memory_order_acquire);
+            if (s == serving) {
+                std::this_thread::yield();
+                continue;
+            }
+            // Being evicted, or gone: whoever evicts a page wakes its writers once it is absent,
+            // and they fault again as on a missing page. Else a stale message.
+            if (s != resident) return;
+            if (!state_[p].compare_exchange_strong(s, serving, std::memory_order_acq_rel)) continue;
+            static_cast<void>(detail::uffd::write_protect(fd_, page_at(p), page_bytes, false));
+            bits_[p].store(static_cast<std::uint8_t>(bits_[p].load(std::memory_order_relaxed) | referenced),
+                           std::memory_order_relaxed);
+            detail::add_counter(counters_.write_faults, 1);
+            state_[p].store(resident, std::memory_order_release);
+            return;
+        }
+    }
+
     // A fault that would take the region over its budget evicts first: a few pages, which is
     // what its latency pays for, and the evictor is woken for the rest.
     void make_room(unsigned h) noexcept {
         while (resident_.load(std::memory_order_relaxed) >= max_resident_) {
             wake_evictor();
-            const std::size_t n = evict_batch(handler_slot(h), direct_pages);
+            const std::size_t n = evict_by_moving(h);
             if (n == 0) return;  // nothing can go now: over budget by a page, for a moment
             detail::add_counter(counters_.direct_evictions, n);
         }
@@ -389,35 +457,113 @@ private:
             while (!stopping_.load(std::memory_order_relaxed)) {
                 const std::size_t resident_now = resident_.load(std::memory_order_relaxed);
                 if (resident_now <= evict_below_) break;
-                if (evict_batch(evictor_slot(), std::min(batch_pages, resident_now - evict_below_)) == 0) break;
+                if (evict_in_place(std::min(batch_pages, resident_now - evict_below_)) == 0) break;
             }
             guard.lock();
         }
     }
 
-    // Picks up to `want` victims with the CLOCK hand and evicts them through `slot` (staging pages
-    // of the caller's own), each claimed (resident to evicting) only as its turn comes, so that a
-    // fault on a victim waits for one eviction, not a batch's. Returns the pages evicted.
-    std::size_t evict_batch(std::byte* slot, std::size_t want) noexcept {
+    // The stretch of the region the hand swept to pick a batch.
+    struct Window {
+        std::size_t first = 0, end = 0;
+    };
+
+    // Evicts up to `want` pages where they are: the swept window is write-protected (one TLB
+    // flush), so that the victims can be compressed straight from the region while no one can
+    // write them; they are then dropped together (one more flush) and their waiting writers
+    // woken. Per page that is a fraction of a flush instead of the two a move out costs. The
+    // protection stays on the window's other pages, where it samples writes (serve_write).
+    // Reads the region's memory, so never called on a handler thread (a victim the program
+    // discarded would fault to the handler). Returns the pages evicted.
+    std::size_t evict_in_place(std::size_t want) noexcept {
         std::size_t victims[batch_pages];
-        const std::size_t picked = pick(victims, std::min(want, batch_pages));
+        Window window;
+        const std::size_t picked = pick(victims, std::min(want, batch_pages), window);
+        std::size_t claimed = 0;
+        for (std::size_t v = 0; v < picked; ++v) {
+            std::uint8_t s = resident;
+            if (state_[victims[v]].compare_exchange_strong(s, evicting, std::memory_order_acq_rel))
+                victims[claimed++] = victims[v];
+        }
+        if (claimed == 0) return 0;
+        std::byte* const window_start = page_at(window.first);
+        const std::size_t window_bytes = (window.end - window.first) * page_bytes;
+        if (detail::uffd::write_protect(fd_, window_start, window_bytes, true) != 0) {
+            for (std::size_t v = 0; v < claimed; ++v) state_[victims[v]].store(resident, std::memory_order_release);
+            return 0;
+        }
+        iovec gone[batch_pages];
+        std::size_t stored = 0;
+        for (std::size_t v = 0; v < claimed; ++v) {
+            const std::size_t p = victims[v];
+            if (!store_.store(p, readable_copy(p))) {
+                static_cast<void>(detail::uffd::write_protect(fd_, page_at(p), page_bytes, false));
+                detail::add_counter(counters_.failed_swap_outs, 1);
+                state_[p].store(resident, std::memory_order_release);
+                continue;
+            }
+            // Evicted before it is dropped: once absent, its next fault must find it in the store.
+            state_[p].store(evicted, std::memory_order_release);
+            gone[stored++] = iovec{page_at(p), page_bytes};
+        }
+        discarder_.discard(gone, stored);
+        swapped_.fetch_add(stored, std::memory_order_relaxed);
+        resident_.fetch_sub(stored, std::memory_order_relaxed);
+        detail::add_counter(counters_.swap_outs, stored);
+        detail::uffd::wake(fd_, window_start, window_bytes);
+        return stored;
+    }
+
+    // The page to compress in place. ThreadSanitizer cannot see that the write protection orders
+    // the program's last write before this read: under it, the page is copied with its reads
+    // ignored, and compressed from the copy.
+    std::span<const std::byte, page_bytes> readable_copy(std::size_t p) noexcept {
+#if defined(__SANITIZE_THREAD__)
+        thread_local std::array<std::byte, page_bytes> copy;
+        __tsan_ignore_thread_begin();
+        std::memcpy(copy.data(), page_at(p), page_bytes);
+        __tsan_ignore_thread_end();
+        return std::span<const std::byte, page_bytes>(copy);
+#else
+        return std::span<const std::byte, page_bytes>(page_at(p), page_bytes);
+#endif
+    }
+
+    // A handler's own eviction, at a full budget: a few pages moved out of the region atomically
+    // (UFFDIO_MOVE) into its staging pages, compressed from there, never read in the region.
+    std::size_t evict_by_moving(unsigned h) noexcept {
+        std::size_t victims[direct_pages];
+        Window window;
+        const std::size_t picked = pick(victims, direct_pages, window);
+        std::byte* const slot = staging_ + h * direct_pages * page_bytes;
         std::size_t gone = 0;
         for (std::size_t v = 0; v < picked; ++v) {
             std::uint8_t s = resident;
-            if (!state_[victims[v]].compare_exchange_strong(s, evicting, std::memory_order_acq_rel)) continue;
+            if (!state_[victims[v]].compare_exchange_strong(s, moving, std::memory_order_acq_rel)) continue;
             gone += evict_page(victims[v], slot + v * page_bytes);
         }
+        static_cast<void>(::madvise(slot, direct_pages * page_bytes, MADV_DONTNEED));
+        // What the hand swept is protected as after any batch, or writes there would go unseen.
+        if (window.end > window.first)
+            static_cast<void>(detail::uffd::write_protect(fd_, page_at(window.first),
+                                                          (window.end - window.first) * page_bytes, true));
         return gone;
     }
 
     // Victims: unreferenced inactive pages; on its way the hand ages the others (see the top of
-    // this file). At most three turns of the hand: a page just faulted in is taken on the third.
-    std::size_t pick(std::size_t* victims, std::size_t want) noexcept {
+    // this file). Up to three turns of the hand: a page just faulted in is taken on the third.
+    // `window` is where the hand went; it never wraps past the region's end.
+    std::size_t pick(std::size_t* victims, std::size_t want, Window& window) noexcept {
         std::lock_guard guard(hand_mutex_);
         std::size_t picked = 0;
+        window.first = hand_;
         for (std::size_t looked = 0; looked < 3 * pages_ && picked < want; ++looked) {
-            const std::size_t p = hand_;
-            hand_ = hand_ + 1 == pages_ ? 0 : hand_ + 1;
+            if (hand_ == pages_ || hand_ - window.first == max_window_pages) {
+                if (picked != 0) break;
+                hand_ = hand_ == pages_ ? 0 : hand_;
+                window.first = hand_;
+            }
+            const std::size_t p = hand_++;
             const std::uint8_t s = state_[p].load(std::memory_order_acquire);
             if (s != resident) continue;
             const std::uint8_t bits = bits_[p].load(std::memory_order_relaxed);
@@ -431,11 +577,12 @@ private:
             }
             victims[picked++] = p;
         }
+        window.end = hand_;
         return picked;
     }
 
-    // Moves page p (evicting) out of the region into `staging`, stores it, and drops the staging
-    // page; a page the store refuses goes back. Returns 1 when it went.
+    // Moves page p (moving) out of the region into `staging`, stores it, and wakes any writer
+    // waiting on it; a page the store refuses goes back. Returns 1 when it went.
     std::size_t evict_page(std::size_t p, std::byte* staging) noexcept {
         const int moved = detail::uffd::move(fd_, staging, page_at(p), page_bytes);
         if (moved == ENOENT) {  // the program discarded it: it reads as zeros, as never written
@@ -447,21 +594,20 @@ private:
             state_[p].store(resident, std::memory_order_release);
             return 0;
         }
-        if (!store_.store(p, std::span<const std::byte, page_bytes>(staging, page_bytes))) {
+        const bool stored = store_.store(p, std::span<const std::byte, page_bytes>(staging, page_bytes)).ok();
+        if (!stored) {
             // Back where it was: its faults wait for this, so the region's page is still absent.
             if (detail::uffd::move(fd_, page_at(p), staging, page_bytes) != 0)
                 static_cast<void>(detail::uffd::copy(fd_, page_at(p), staging, page_bytes));
-            static_cast<void>(::madvise(staging, page_bytes, MADV_DONTNEED));
             detail::add_counter(counters_.failed_swap_outs, 1);
-            state_[p].store(resident, std::memory_order_release);
-            return 0;
+        } else {
+            swapped_.fetch_add(1, std::memory_order_relaxed);
+            resident_.fetch_sub(1, std::memory_order_relaxed);
+            detail::add_counter(counters_.swap_outs, 1);
         }
-        static_cast<void>(::madvise(staging, page_bytes, MADV_DONTNEED));
-        swapped_.fetch_add(1, std::memory_order_relaxed);
-        resident_.fetch_sub(1, std::memory_order_relaxed);
-        detail::add_counter(counters_.swap_outs, 1);
-        state_[p].store(evicted, std::memory_order_release);
-        return 1;
+        state_[p].store(stored ? evicted : resident, std::memory_order_release);
+        detail::uffd::wake(fd_, page_at(p), page_bytes);
+        return stored ? 1 : 0;
     }
 
     Store& store_;
@@ -478,6 +624,7 @@ private:
     std::byte* region_ = nullptr;
     std::byte* staging_ = nullptr;
     std::byte* buffers_ = nullptr;  // a page per handler, for UFFDIO_COPY
+    detail::uffd::PageDiscarder discarder_;
     std::mutex hand_mutex_;
     std::size_t hand_ = 0;
     std::mutex explicit_mutex_;

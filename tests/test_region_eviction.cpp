@@ -1,0 +1,239 @@
+// The compressed region's eviction against what programs do meanwhile: writes racing with the
+// in-place compression of their pages (never lost), pages written over and over kept resident by
+// the sampled writes, and pages the program discards while they are evicted (no hang, nothing
+// but their bytes or zeros). Under TSan too (label concurrency).
+#include <zpage/adapters/compressed_region.hpp>
+
+#include <sys/mman.h>
+
+#include <cstddef>
+#include <random>
+#include <thread>
+
+#include "watchdog.hpp"
+#include "writeback_fixtures.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+using Region = zpage::CompressedRegion<zpage::Lz4Store>;
+constexpr std::size_t page = 4096;
+
+std::string region_unavailable() {
+    zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = 64});
+    try {
+        Region probe(store, {.bytes = 64 * page});
+    } catch (const zpage::RegionError& e) {
+        return e.what();
+    }
+    return {};
+}
+
+// Page i: a real page with i in its first bytes; its write counter lives at counter_offset.
+constexpr std::size_t counter_offset = 64;
+
+zpage_test::Page content(const std::vector<zpage_test::Page>& sample, std::size_t i) {
+    zpage_test::Page p = sample[i % sample.size()];
+    std::memcpy(p.data(), &i, sizeof i);
+    std::memset(p.data() + counter_offset, 0, sizeof(std::uint64_t));
+    return p;
+}
+
+}  // namespace
+
+TEST_CASE("writes racing with eviction are never lost") {
+    if (const std::string why = region_unavailable(); !why.empty()) {
+        MESSAGE("skipped: " << why);
+        return;
+    }
+    const std::size_t pages = 4096;  // 16 MiB over a 1 MiB budget
+    const std::size_t writes = zpage_test::scaled(200000, 10);
+    const std::vector<zpage_test::Page> sample = zpage_test::test_pages(512, zpage_test::test_seed());
+    zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
+    Region region(store, {.bytes = pages * page, .resident_budget_bytes = 256 * page});
+    std::byte* const base = region.data();
+    for (std::size_t i = 0; i < pages; ++i) std::memcpy(base + i * page, content(sample, i).data(), page);
+
+    zpage_test::Watchdog watchdog(10000ms, "writes racing with eviction");
+    std::vector<std::uint64_t> model(pages, 0);  // each writer owns the pages of its parity
+    std::atomic<int> writing{2};
+    auto writer = [&](std::size_t parity) {
+        auto& me = watchdog.enroll("writer " + std::to_string(parity));
+        std::mt19937_64 rng(zpage_test::test_seed() + parity);
+        for (std::size_t n = 0; n < writes; ++n) {
+            const std::size_t i = (rng() % (pages / 2)) * 2 + parity;
+            me.working("increment", i);
+            auto* counter = reinterpret_cast<std::uint64_t*>(base + i * page + counter_offset);
+            *counter = *counter + 1;
+            ++model[i];
+            me.done();
+        }
+        watchdog.leave(me);
+        --writing;
+    };
+    std::thread a(writer, 0), b(writer, 1);
+    {
+        // A program thread evicting too, beside the background evictor: two in-place batches at once.
+        auto& me = watchdog.enroll("evict()");
+        while (writing.load() > 0) {
+            me.working("evict");
+            static_cast<void>(region.evict(32));
+            me.done();
+        }
+        watchdog.leave(me);
+    }
+    a.join();
+    b.join();
+    std::size_t wrong = 0;
+    for (std::size_t i = 0; i < pages; ++i) {
+        zpage_test::Page want = content(sample, i);
+        std::memcpy(want.data() + counter_offset, &model[i], sizeof model[i]);
+        wrong += std::memcmp(base + i * page, want.data(), page) != 0;
+    }
+    const zpage::RegionStats s = region.stats();
+    MESSAGE("swap-outs " << s.swap_outs << ", swap-ins " << s.swap_ins << ", write faults " << s.write_faults);
+    CHECK(wrong == 0);
+    CHECK(s.swap_outs > pages);
+    CHECK(s.write_faults > 0);
+}
+
+TEST_CASE("pages written over and over stay resident while a stream of others passes through") {
+    if (const std::string why = region_unavailable(); !why.empty()) {
+        MESSAGE("skipped: " << why);
+        return;
+    }
+    // 64 hot pages written in turn, one write per cold page read; the cold pages are read once
+    // each, so the hand turns about fifteen times. A hot page is never faulted on (it stays
+    // mapped): only the sampled writes tell the hand it is in use. Were they not seen, each hot
+    // page would be evicted every three turns and come back as a swap-in. The first turns are
+    // left out: with every page just faulted in, the hand finds no victim until its third turn,
+    // which comes before any write could be seen.
+    constexpr std::size_t pages = 8192, hot = 64, warm_up = 2048;
+    zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
+    Region region(store, {.bytes = pages * page, .resident_budget_bytes = 512 * page});
+    std::byte* const base = region.data();
+    zpage_test::Watchdog watchdog(10000ms, "hot pages");
+    auto& me = watchdog.enroll("program");
+    std::uint8_t sum = 0;
+    for (std::size_t i = 0; i < hot; ++i) base[i * page] = std::byte{1};
+    zpage::RegionStats warm{};
+    for (std::size_t c = hot; c < pages; ++c) {
+        me.working("read cold", c);
+        if (c == warm_up) warm = region.stats();
+        sum = static_cast<std::uint8_t>(sum + static_cast<std::uint8_t>(base[c * page + 100]));
+        base[(c % hot) * page + 8] = static_cast<std::byte>(c);
+        me.done();
+    }
+    watchdog.leave(me);
+    const zpage::RegionStats s = region.stats();
+    MESSAGE("after the first " << warm_up << " pages: swap-outs " << s.swap_outs - warm.swap_outs << ", swap-ins "
+                               << s.swap_ins - warm.swap_ins << ", write faults " << s.write_faults - warm.write_faults
+                               << ", direct evictions " << s.direct_evictions - warm.direct_evictions);
+    CHECK(sum == 0);
+    CHECK(s.swap_outs - warm.swap_outs > pages - warm_up - 1024);
+    CHECK(s.write_faults - warm.write_faults >= hot);
+    CHECK(s.swap_ins - warm.swap_ins <= hot / 4);
+}
+
+TEST_CASE("pages the program discards while they are evicted: no hang, their bytes or zeros") {
+    if (const std::string why = region_unavailable(); !why.empty()) {
+        MESSAGE("skipped: " << why);
+        return;
+    }
+    constexpr std::size_t pages = 1024;
+    const std::vector<zpage_test::Page> sample = zpage_test::test_pages(256, zpage_test::test_seed());
+    zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
+    Region region(store, {.bytes = pages * page, .resident_budget_bytes = 256 * page});
+    std::byte* const base = region.data();
+    for (std::size_t i = 0; i < pages; ++i) std::memcpy(base + i * page, content(sample, i).data(), page);
+    zpage_test::Watchdog watchdog(10000ms, "discards");
+    std::atomic<bool> done{false};
+    std::thread discarder([&] {
+        auto& me = watchdog.enroll("discarder");
+        std::mt19937_64 rng(zpage_test::test_seed());
+        while (!done.load()) {
+            const std::size_t i = rng() % pages;
+            me.working("madvise", i);
+            ::madvise(base + i * page, page, MADV_DONTNEED);
+            me.done();
+        }
+        watchdog.leave(me);
+    });
+    {
+        auto& me = watchdog.enroll("program");
+        std::mt19937_64 rng(zpage_test::test_seed() + 1);
+        std::uint8_t sum = 0;
+        for (std::size_t n = 0; n < zpage_test::scaled(20000, 10); ++n) {
+            const std::size_t i = rng() % pages;
+            me.working("touch or evict", i);
+            if (n % 64 == 0) static_cast<void>(region.evict(64));
+            sum = static_cast<std::uint8_t>(sum + static_cast<std::uint8_t>(base[i * page + 200]));
+            me.done();
+        }
+        watchdog.leave(me);
+        MESSAGE("sum " << int{sum});
+    }
+    done = true;
+    discarder.join();
+    std::size_t wrong = 0;
+    const zpage_test::Page zeros{};
+    for (std::size_t i = 0; i < pages; ++i) {
+        const bool as_written = std::memcmp(base + i * page, content(sample, i).data(), page) == 0;
+        const bool discarded = std::memcmp(base + i * page, zeros.data(), page) == 0;
+        wrong += !as_written && !discarded;
+        base[i * page + 300] = std::byte{7};  // a write after it all is kept
+    }
+    static_cast<void>(region.evict(pages));
+    for (std::size_t i = 0; i < pages; ++i) wrong += base[i * page + 300] != std::byte{7};
+    CHECK(wrong == 0);
+}
+
+TEST_CASE("threads faulting on the same pages at once, while pages are evicted, read their bytes") {
+    if (const std::string why = region_unavailable(); !why.empty()) {
+        MESSAGE("skipped: " << why);
+        return;
+    }
+    // Four readers walk the same pages in the same order, so that most faults come two or more
+    // at once and the handlers see messages for pages another message already brought back,
+    // some of them evicted again since; a program thread evicts all the while.
+    constexpr std::size_t pages = 2048, readers = 4;
+    const std::size_t reads = zpage_test::scaled(40000, 10);
+    const std::vector<zpage_test::Page> sample = zpage_test::test_pages(256, zpage_test::test_seed());
+    zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
+    Region region(store, {.bytes = pages * page, .resident_budget_bytes = 128 * page, .handler_threads = 2});
+    std::byte* const base = region.data();
+    for (std::size_t i = 0; i < pages; ++i) std::memcpy(base + i * page, content(sample, i).data(), page);
+    zpage_test::Watchdog watchdog(10000ms, "same pages");
+    std::atomic<std::size_t> wrong{0};
+    std::atomic<std::size_t> reading{readers};
+    auto reader = [&](std::size_t r) {
+        auto& me = watchdog.enroll("reader " + std::to_string(r));
+        std::mt19937_64 rng(zpage_test::test_seed());  // the same order for all
+        for (std::size_t n = 0; n < reads; ++n) {
+            const std::size_t i = rng() % pages;
+            me.working("read", i);
+            wrong += std::memcmp(base + i * page, content(sample, i).data(), page) != 0;
+            me.done();
+        }
+        watchdog.leave(me);
+        --reading;
+    };
+    std::vector<std::thread> threads;
+    for (std::size_t r = 0; r < readers; ++r) threads.emplace_back(reader, r);
+    {
+        auto& me = watchdog.enroll("evict()");
+        while (reading.load() > 0) {
+            me.working("evict");
+            static_cast<void>(region.evict(16));
+            me.done();
+        }
+        watchdog.leave(me);
+    }
+    for (std::thread& t : threads) t.join();
+    for (std::size_t i = 0; i < pages; ++i) wrong += std::memcmp(base + i * page, content(sample, i).data(), page) != 0;
+    const zpage::RegionStats s = region.stats();
+    MESSAGE("faults " << s.faults << ", swap-ins " << s.swap_ins << ", swap-outs " << s.swap_outs);
+    CHECK(wrong.load() == 0);
+    CHECK(s.swap_ins > pages);
+}
