@@ -9,6 +9,8 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include <csetjmp>
+#include <csignal>
 #include <cstddef>
 #include <fstream>
 #include <random>
@@ -39,6 +41,41 @@ std::string region_unavailable() {
         return e.what();
     }
     return {};
+}
+
+// A store whose loads can be held: a handler stuck in the store, or stopped in a debugger.
+struct HoldableStore : zpage::Lz4Store {
+    using zpage::Lz4Store::Lz4Store;
+    std::atomic<bool> hold{false};
+    std::atomic<int> held{0};
+    zpage::Status load(std::size_t index, page_buffer page) noexcept {
+        if (hold.load()) {
+            ++held;
+            while (hold.load()) std::this_thread::sleep_for(1ms);
+        }
+        return zpage::Lz4Store::load(index, page);
+    }
+};
+
+// volatile: its stores must not move past the read that may raise the signal.
+thread_local sigjmp_buf* volatile bus_jump = nullptr;
+
+void on_sigbus(int) {
+    if (bus_jump != nullptr) ::siglongjmp(*bus_jump, 1);
+    std::abort();
+}
+
+// Reads the byte at p; false when the read raised SIGBUS.
+bool read_or_sigbus(const std::byte* p, std::byte& value) {
+    sigjmp_buf jump;
+    if (::sigsetjmp(jump, 1) != 0) {
+        bus_jump = nullptr;
+        return false;
+    }
+    bus_jump = &jump;
+    value = *static_cast<const volatile std::byte*>(p);
+    bus_jump = nullptr;
+    return true;
 }
 
 }  // namespace
@@ -176,6 +213,54 @@ TEST_CASE("pages never written read as zeros and cost nothing; a region without 
     for (int tries = 0; tries < 1000 && region.stats().swap_ins == 0; ++tries) std::this_thread::sleep_for(1ms);
     CHECK(region.stats().swap_ins >= 1);
     CHECK(store.stats().mem_used_total < store.stats().orig_data_size);
+}
+
+TEST_CASE("a handler stopped while threads fault on the region: they get SIGBUS, not a wait forever") {
+    if (const std::string why = region_unavailable(); !why.empty()) {
+        MESSAGE("skipped: " << why);
+        return;
+    }
+    constexpr std::size_t pages = 256;
+    HoldableStore store(zpage::StoreConfig{.capacity_pages = pages});
+    zpage::CompressedRegion<HoldableStore> region(
+        store, {.bytes = pages * 4096, .resident_budget_bytes = 64 * 4096, .handler_stall_ms = 300});
+    std::byte* const base = region.data();
+    for (std::size_t i = 0; i < pages; ++i) std::memset(base + i * 4096, static_cast<int>(i % 251) + 1, 4096);
+    static_cast<void>(region.evict(pages));
+    REQUIRE(region.stats().swapped_pages > pages / 2);
+    base[0] = std::byte{9};  // resident from here on: its bytes stay readable after the failover
+    REQUIRE(region.stats().handler_stalls == 0);
+
+    struct sigaction action {};
+    action.sa_handler = on_sigbus;
+    struct sigaction previous {};
+    REQUIRE(::sigaction(SIGBUS, &action, &previous) == 0);
+    store.hold = true;
+    zpage_test::Watchdog watchdog(10000ms, "stopped handler");
+    // The first toucher's fault stops the handler in the store; the others' wait behind it.
+    constexpr std::size_t touchers = 3;
+    std::atomic<std::size_t> sigbus{0}, read{0};
+    auto toucher = [&](std::size_t t) {
+        auto& me = watchdog.enroll("toucher " + std::to_string(t));
+        me.working("read an evicted page", 100 + t);
+        std::byte value{};
+        if (read_or_sigbus(base + (100 + t) * 4096, value)) ++read;
+        else ++sigbus;
+        me.done();
+        watchdog.leave(me);
+    };
+    std::thread first(toucher, 0);
+    while (store.held.load() == 0) std::this_thread::sleep_for(1ms);
+    std::vector<std::thread> others;
+    for (std::size_t t = 1; t < touchers; ++t) others.emplace_back(toucher, t);
+    first.join();
+    for (std::thread& t : others) t.join();
+    ::sigaction(SIGBUS, &previous, nullptr);
+    CHECK(sigbus.load() == touchers);
+    CHECK(read.load() == 0);
+    CHECK(region.stats().handler_stalls == 1);
+    CHECK(base[0] == std::byte{9});
+    store.hold = false;  // the handler comes back, and the region can be destroyed
 }
 
 TEST_CASE("a bad configuration is refused, naming the field") {

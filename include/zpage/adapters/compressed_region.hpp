@@ -39,12 +39,18 @@
 // A page the program discards (MADV_DONTNEED) while it is resident reads as zeros afterwards; one
 // already evicted keeps its bytes: write zeros to clear a page, which cost no store memory.
 //
-// Threads: `handler_threads` handler threads and one evictor, started at construction and joined
-// by the destructor, which makes the region inaccessible, then unregisters and unmaps it (threads
-// still touching it then get SIGSEGV, as on any unmapped memory: the program must be done with
-// it). Any number of program threads may
-// touch the region at once. The store must outlive the region and hold nothing else at the
-// region's page indices.
+// Threads: `handler_threads` handler threads, one evictor and a watch over the handlers, started
+// at construction and joined by the destructor, which makes the region inaccessible, then
+// unregisters and unmaps it (threads still touching it then get SIGSEGV, as on any unmapped
+// memory: the program must be done with it). Any number of program threads may touch the region
+// at once. The store must outlive the region and hold nothing else at the region's page indices.
+//
+// A stopped handler: a handler busy with one fault for `handler_stall_ms` (stuck in the store,
+// held by a debugger) fails the region over. From then on a fault on a page that is not resident
+// raises SIGBUS in the thread that touched it, as failed memory does, rather than waiting forever
+// (the way userfaultfd handlers in VMMs are known to fail); resident pages stay readable and
+// writable, nothing more is evicted, and stats().handler_stalls is 1. The destructor still waits
+// for the stalled handler to return.
 //
 // Locks and waits: evict()'s mutex, then the CLOCK hand's mutex (held only to pick victims, with
 // nothing under it); the evictor's mutex is held only to sleep and to be woken. The store is called
@@ -107,6 +113,11 @@ struct RegionConfig {
     // faults come in runs, and waking a sleeping thread costs more than the fault's own work
     // (about 12 us of a 38 us round trip on a 2-vCPU VM). 0: sleep at once, burn nothing.
     unsigned handler_spin_us = 50;
+    // A handler busy with one fault this long is taken as stopped (stuck in the store, held by a
+    // debugger): the region fails over, and from then on every fault on a page that is not
+    // resident raises SIGBUS in the thread that touched it, instead of waiting forever; pages
+    // resident then stay as they are. 0: wait for handlers however long they take.
+    unsigned handler_stall_ms = 10000;
     // The evictor wakes when less than low_free_permille of the budget is free, and evicts until
     // high_free_permille is (the kernel's low and high watermarks).
     unsigned low_free_permille = 20;
@@ -138,6 +149,7 @@ struct RegionStats {
     std::uint64_t evictor_wakeups = 0;   // times the evictor woke to evict (kswapd_wakeups)
     std::uint64_t failed_swap_outs = 0;  // evictions the store refused (the page stayed resident)
     std::uint64_t poisoned_pages = 0;    // pages the store could not return: their access raises SIGBUS
+    std::uint64_t handler_stalls = 0;    // 1 once a handler stalled and the region failed over (SIGBUS)
     std::uint64_t resident_pages = 0;    // pages resident now, by the region's count
     std::uint64_t swapped_pages = 0;     // pages in the store now
 
@@ -152,6 +164,7 @@ struct RegionStats {
         f(std::string_view("evictor_wakeups"), &RegionStats::evictor_wakeups, StatUnit::count);
         f(std::string_view("failed_swap_outs"), &RegionStats::failed_swap_outs, StatUnit::count);
         f(std::string_view("poisoned_pages"), &RegionStats::poisoned_pages, StatUnit::pages);
+        f(std::string_view("handler_stalls"), &RegionStats::handler_stalls, StatUnit::count);
         f(std::string_view("resident_pages"), &RegionStats::resident_pages, StatUnit::pages);
         f(std::string_view("swapped_pages"), &RegionStats::swapped_pages, StatUnit::pages);
     }
@@ -186,8 +199,11 @@ public:
             if (stop_fd_ < 0) throw RegionError("zpage::CompressedRegion: eventfd: " + std::string(std::strerror(errno)));
             buffers_ = map(config.handler_threads * page_bytes);
             evictor_ = detail::os::start_thread("zpage-evict", [this] { evict_in_background(); });
+            busy_since_ = std::make_unique<std::atomic<std::int64_t>[]>(config.handler_threads);
             for (unsigned h = 0; h < config.handler_threads; ++h)
                 handlers_.push_back(detail::os::start_thread("zpage-uffd", [this, h] { handle_faults(h); }));
+            if (config.handler_stall_ms != 0)
+                watcher_ = detail::os::start_thread("zpage-uffd-watch", [this] { watch_handlers(); });
         } catch (...) {
             shut_down();
             throw;
@@ -288,12 +304,14 @@ private:
             stopping_.store(true, std::memory_order_relaxed);
         }
         evictor_wake_.notify_all();
+        watcher_wake_.notify_all();
         if (stop_fd_ >= 0) {
             const std::uint64_t one = 1;
             static_cast<void>(::write(stop_fd_, &one, sizeof one));
         }
         for (std::thread& t : handlers_)
             if (t.joinable()) t.join();
+        if (watcher_.joinable()) watcher_.join();
         if (evictor_.joinable()) evictor_.join();
         if (region_ != nullptr) {
             // Inaccessible before it is unregistered: a thread still touching it, or woken from a
@@ -336,14 +354,69 @@ private:
                 continue;
             }
             for (std::size_t m = 0; m < static_cast<std::size_t>(got) / sizeof(uffd_msg); ++m) {
-                if (messages[m].event != UFFD_EVENT_PAGEFAULT) continue;
-                const std::uintptr_t address = messages[m].arg.pagefault.address;
-                const std::size_t p = (address - reinterpret_cast<std::uintptr_t>(region_)) / page_bytes;
-                if (address < reinterpret_cast<std::uintptr_t>(region_) || p >= pages_) continue;  // staging: never faults
-                if ((messages[m].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) != 0) serve_write(p);
-                else serve(h, p);
+                busy_since_[h].store(now_ns(), std::memory_order_relaxed);
+                dispatch(h, messages[m]);
+                busy_since_[h].store(0, std::memory_order_relaxed);
             }
             last_served = std::chrono::steady_clock::now();
+        }
+    }
+
+    static std::int64_t now_ns() noexcept {
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+            .count();
+    }
+
+    void dispatch(unsigned h, const uffd_msg& message) noexcept {
+        if (message.event != UFFD_EVENT_PAGEFAULT) return;
+        const std::uintptr_t address = message.arg.pagefault.address;
+        const std::size_t p = (address - reinterpret_cast<std::uintptr_t>(region_)) / page_bytes;
+        if (address < reinterpret_cast<std::uintptr_t>(region_) || p >= pages_) return;  // staging: never faults
+        const bool write_protected = (message.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) != 0;
+        if (failed_.load(std::memory_order_acquire)) serve_failed(p, write_protected);
+        else if (write_protected) serve_write(p);
+        else serve(h, p);
+    }
+
+    // After a handler stalled: nothing is read from the store (the stalled handler may hold what
+    // it needs); a missing page raises SIGBUS, a protected one is let be written.
+    void serve_failed(std::size_t p, bool write_protected) noexcept {
+        const int error = write_protected ? detail::uffd::write_protect(fd_, page_at(p), page_bytes, false)
+                                          : detail::uffd::poison(fd_, page_at(p), page_bytes);
+        if (error != 0) detail::uffd::wake(fd_, page_at(p), page_bytes);
+    }
+
+    // The handlers' watch: a handler busy with one fault for handler_stall_ms fails the region
+    // over. This thread then serves faults as the failed region does, and wakes every waiting
+    // thread now and then, for those whose fault the stalled handler had read: they fault again.
+    // It never calls the store, so a handler stuck in it cannot stop this thread too.
+    void watch_handlers() noexcept {
+        const auto limit = std::chrono::milliseconds(config_.handler_stall_ms);
+        const auto period = std::max(std::chrono::milliseconds(5), limit / 8);
+        while (!failed_.load(std::memory_order_relaxed)) {
+            {
+                std::unique_lock guard(evictor_mutex_);
+                watcher_wake_.wait_for(guard, period, [&] { return stopping_.load(std::memory_order_relaxed); });
+                if (stopping_.load(std::memory_order_relaxed)) return;
+            }
+            const std::int64_t now = now_ns();
+            for (unsigned h = 0; h < config_.handler_threads; ++h) {
+                const std::int64_t since = busy_since_[h].load(std::memory_order_relaxed);
+                if (since != 0 && now - since > std::chrono::duration_cast<std::chrono::nanoseconds>(limit).count())
+                    failed_.store(true, std::memory_order_release);
+            }
+        }
+        detail::add_counter(counters_.handler_stalls, 1);
+        pollfd fds[2] = {{fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+        uffd_msg messages[16];
+        for (;;) {
+            detail::uffd::wake(fd_, region_, config_.bytes);
+            const int ready = ::poll(fds, 2, static_cast<int>(period.count()));
+            if (ready < 0 && errno != EINTR) return;
+            if (ready > 0 && (fds[1].revents & POLLIN) != 0) return;
+            const ssize_t got = ::read(fd_, messages, sizeof messages);
+            for (ssize_t m = 0; m < got / static_cast<ssize_t>(sizeof(uffd_msg)); ++m)
+                dispatch(config_.handler_threads, messages[m]);
         }
     }
 
@@ -464,11 +537,12 @@ private:
                 return stopping_.load(std::memory_order_relaxed) || wake_pending_.load(std::memory_order_relaxed);
             });
             if (stopping_.load(std::memory_order_relaxed)) break;
+            if (failed_.load(std::memory_order_relaxed)) continue;  // the region stopped evicting
             const bool woken = wake_pending_.exchange(false, std::memory_order_relaxed);
             if (resident_.load(std::memory_order_relaxed) <= evict_below_) continue;
             if (woken) detail::add_counter(counters_.evictor_wakeups, 1);
             guard.unlock();
-            while (!stopping_.load(std::memory_order_relaxed)) {
+            while (!stopping_.load(std::memory_order_relaxed) && !failed_.load(std::memory_order_relaxed)) {
                 const std::size_t resident_now = resident_.load(std::memory_order_relaxed);
                 if (resident_now <= evict_below_) break;
                 if (evict_in_place(std::min(batch_pages, resident_now - evict_below_)) == 0) break;
@@ -643,10 +717,13 @@ private:
     std::size_t hand_ = 0;
     std::mutex explicit_mutex_;
     std::mutex evictor_mutex_;
-    std::condition_variable evictor_wake_;
+    std::condition_variable evictor_wake_, watcher_wake_;
     std::atomic<bool> stopping_{false}, wake_pending_{false};
     RegionStats counters_{};  // every access through std::atomic_ref
     std::thread evictor_;
+    std::thread watcher_;
+    std::unique_ptr<std::atomic<std::int64_t>[]> busy_since_;  // per handler: when its fault began, 0 idle
+    std::atomic<bool> failed_{false};
     std::vector<std::thread> handlers_;
 };
 
