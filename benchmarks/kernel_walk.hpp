@@ -1,6 +1,6 @@
-// bench_region_walk's kernel side: the same walk (walk.hpp, same orders) the kernel's way, as
-// ANCHORS.md's "Compressed swap for one process" measures it: a child process in a memory cgroup
-// whose limit is the resident budget, with /dev/zram0 (lz4) as swap and vm.page-cluster 0, so that
+// bench_region_walk's kernel side: the same walk (walk.hpp, same orders) the kernel's way of
+// giving one process compressed swap: a child process in a memory cgroup whose limit is the
+// resident budget, with /dev/zram0 (lz4) as swap and vm.page-cluster 0, so that
 // every page beyond the budget lives compressed in zram and a touch of one is a swap-in.
 //
 // Needs root, an unused /dev/zram0 with lz4, and a memory cgroup (v1, or v2 with the memory
@@ -247,7 +247,7 @@ inline void check_interrupted() {
     if (zpage_bench::interrupted.load()) throw zpage_bench::Interrupted();
 }
 
-// vm.page-cluster at 0 (one page per swap-in, no readahead, as ANCHORS measured), its old value
+// vm.page-cluster at 0 (one page per swap-in, no readahead: a region reads none ahead), its old value
 // restored on destruction.
 class PageCluster {
 public:

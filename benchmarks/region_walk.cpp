@@ -5,10 +5,10 @@
 // 1 us), p50/p99/p99.9.
 //
 // Beside them, the kernel's way of doing the same (kernel_walk.hpp): the same walks, in a child
-// process whose memory cgroup limit is the budget, with zram (lz4) as its swap and page-cluster 0,
-// as ../shared/reference/ANCHORS.md measured it; as root with /dev/zram0 unused, else one line
-// says why its rows are missing. Then the targets, each a ratio of two figures of the same
-// run; with --runs N, the whole comparison N times and the medians of the ratios.
+// process whose memory cgroup limit is the budget, with zram (lz4) as its swap and page-cluster 0;
+// as root with /dev/zram0 unused, else one line says why its rows are missing. Then zpage's
+// targets for a region, each a ratio of two figures of the same run; with --runs N, the whole
+// comparison N times and the medians of the ratios.
 //
 //   bench_region_walk [--region MiB] [--budget MiB] [--file PAGES[.zst]] [--runs N] [--no-kernel]
 //                     (512, 64, python-heap, 1)
@@ -80,7 +80,7 @@ WalkResult bare_round_trip(std::size_t pages) {
     return r;
 }
 
-// The targets, each the ratio of two figures of one run.
+// zpage's targets for a region, each the ratio of two figures of one run.
 struct Target {
     const char* what;
     double limit;

@@ -36,7 +36,7 @@ namespace {
 
 constexpr std::uint64_t mib = 1 << 20;
 constexpr std::uint64_t page_bytes = 4096;
-// The bound the issue sets: peak RSS <= the resident budget + the store's memory + this much, which
+// The bound zpage-emulator holds itself to: peak RSS <= the resident budget + the store's memory + this much, which
 // holds the program, its libraries, the host's model (4 bytes per record) and the pages the
 // store's page pool keeps spare.
 constexpr std::uint64_t rss_slack_mib = 40;
