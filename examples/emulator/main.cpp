@@ -334,8 +334,10 @@ int run(const Options& o) {
     std::printf("guest: %" PRIu64 " instructions in %.1f s (%.0f MIPS)\n", cpu.retired(), seconds,
                 static_cast<double>(cpu.retired()) / seconds / 1e6);
     std::printf("region: faults %" PRIu64 " (zero fills %" PRIu64 ", swap-ins %" PRIu64 "), swap-outs %" PRIu64
-                " (direct %" PRIu64 "), failed swap-outs %" PRIu64 ", poisoned pages %" PRIu64 "\n",
-                r.faults, r.zero_fills, r.swap_ins, r.swap_outs, r.direct_evictions, r.failed_swap_outs, r.poisoned_pages);
+                " (direct %" PRIu64 "), write faults %" PRIu64 ", failed swap-outs %" PRIu64 ", poisoned pages %" PRIu64
+                "\n",
+                r.faults, r.zero_fills, r.swap_ins, r.swap_outs, r.direct_evictions, r.write_faults, r.failed_swap_outs,
+                r.poisoned_pages);
     std::printf("memory: guest RAM touched %.1f MiB, resident %.1f MiB, store %.1f MiB (peak %.1f MiB; it holds %.1f MiB "
                 "of pages, %.2fx), saved %.1f MiB\n",
                 in_mib(touched), in_mib(resident), in_mib(s.mem_used_total), in_mib(s.mem_used_max),
