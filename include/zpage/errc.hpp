@@ -20,6 +20,7 @@ enum class errc : std::uint8_t {
     invalid_argument,  // a buffer of the wrong size, an object larger than the allocator serves
     io_error,          // a backing store's read or write failed (EIO, a short transfer); nothing was kept
     no_space,          // a backing store is full (its configured size, or ENOSPC below it); nothing was kept
+    not_found,         // a cache has no item under the key (a miss)
     count              // sentinel: number of codes
 };
 
@@ -33,6 +34,7 @@ enum class errc : std::uint8_t {
     case errc::invalid_argument: return "invalid argument";
     case errc::io_error: return "backing store I/O error";
     case errc::no_space: return "no space on the backing store";
+    case errc::not_found: return "no such key";
     case errc::count: break;
     }
     return "unknown error";
