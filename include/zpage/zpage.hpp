@@ -2,6 +2,7 @@
 // instead to depend only on the codec libraries you use (store.hpp needs only lz4).
 #pragma once
 
+#include "adapters/compressed_cache.hpp"
 #include "adapters/compressed_region.hpp"
 #include "adapters/swap_device.hpp"
 #include "allocator/allocator.hpp"
