@@ -2,7 +2,8 @@
 // std::unordered_map model under random sets, gets and erases while it evicts, its budget never
 // exceeds the capacity, S3-FIFO and CLOCK keep what is reused through a scan, bad input is
 // refused, and four threads at once leave it consistent.
-#include <zpage/adapters/compressed_cache.hpp>
+#include <zpage/adapters/compressed_cache.hpp>  // first: it must stand alone
+#include <zpage/zpage.hpp>
 
 #include <algorithm>
 #include <random>
@@ -79,6 +80,33 @@ TEST_CASE("real values of 1 B to 1 MiB come back exactly, small and large, compr
     CHECK(s.bytes_compressed < s.bytes_stored);
     MESSAGE("stored " << s.bytes_stored << " B as " << s.bytes_compressed << " B, in " << s.bytes_used
                        << " B with the fixed structures: ratio " << s.ratio());
+}
+
+// Every shipped codec, and 16 KiB allocator objects (large objects in 16 KiB pieces).
+#define ZPAGE_TEST_CACHE_TRAITS                                                                           \
+    zpage::Lz4Traits, zpage::Lz4hcTraits, zpage::ZstdTraits, zpage::IdentityTraits,                       \
+        zpage::TraitsFor<zpage::Lz4, 16384>, zpage::TraitsFor<zpage::Zstd, 16384>
+TEST_CASE_TEMPLATE("every traits bundle: values of 1 B to 1 MiB come back exactly, and clear gives back all",
+                   Traits, ZPAGE_TEST_CACHE_TRAITS) {
+    zpage::CompressedCache<std::uint64_t, Traits> cache(CacheConfig{.capacity_bytes = 16 << 20, .shards = 2});
+    const std::size_t empty = cache.budget().used();
+    std::vector<std::byte> out;
+    std::uint64_t key = 0;
+    for (const std::size_t size : {std::size_t{1}, std::size_t{50}, std::size_t{4096}, std::size_t{16385},
+                                   std::size_t{100000}, std::size_t{1} << 20}) {
+        for (int pass = 0; pass < 3; ++pass, ++key) {
+            const std::vector<std::byte> v = pass == 2 ? zpage_test::object_for(key, size) : real_value(key, size);
+            CAPTURE(size);
+            REQUIRE(cache.set(key, v));
+            REQUIRE(cache.get(key, out));
+            CHECK(out == v);
+            check_within_capacity(cache);
+        }
+    }
+    CHECK(cache.stats().items == key);
+    cache.clear();
+    CHECK(cache.allocator_stats().objects == 0);
+    CHECK(cache.budget().used() <= empty + cache.stats().index_bytes + cache.allocator_stats().metadata_bytes);
 }
 
 TEST_CASE("agrees with a std::unordered_map under random sets, gets and erases while evicting") {

@@ -294,6 +294,12 @@ struct CacheStats {
         f(std::string_view("bytes_used"), &CacheStats::bytes_used, StatUnit::bytes);
         f(std::string_view("capacity_bytes"), &CacheStats::capacity_bytes, StatUnit::bytes);
     }
+    // Adds another cache's figures (caches of one server, say).
+    CacheStats& operator+=(const CacheStats& other) noexcept {
+        for_each_field([&](std::string_view, auto member, StatUnit) { this->*member += other.*member; });
+        return *this;
+    }
+    friend CacheStats operator+(CacheStats a, const CacheStats& b) noexcept { return a += b; }
     friend bool operator==(const CacheStats&, const CacheStats&) = default;
 };
 
