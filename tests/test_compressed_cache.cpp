@@ -109,10 +109,11 @@ TEST_CASE_TEMPLATE("every traits bundle: values of 1 B to 1 MiB come back exactl
     CHECK(cache.budget().used() <= empty + cache.stats().index_bytes + cache.allocator_stats().metadata_bytes);
 }
 
-TEST_CASE("agrees with a std::unordered_map under random sets, gets and erases while evicting") {
+TEST_CASE_TEMPLATE("agrees with a std::unordered_map under random sets, gets and erases while evicting", Cache,
+                   IntCache, LruCache) {
     const std::uint64_t seed = zpage_test::test_seed();
     std::mt19937_64 rng(seed);
-    IntCache cache(CacheConfig{.capacity_bytes = 2 << 20, .shards = 2});
+    Cache cache(CacheConfig{.capacity_bytes = 2 << 20, .shards = 2});
     std::unordered_map<std::uint64_t, std::vector<std::byte>> model;  // last value set per key
     std::vector<std::byte> out;
     std::size_t hits = 0;
