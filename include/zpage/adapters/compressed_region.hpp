@@ -9,21 +9,18 @@
 // How: the region is anonymous memory registered with userfaultfd (missing-page and
 // write-protect modes). A page that is not there faults, and a handler thread resolves the fault:
 // with the zero page for a page never written, or by decompressing the page from the store
-// (UFFDIO_COPY). Pages over the budget are evicted in batches, in place: the stretch of the region
-// the CLOCK hand swept to pick them is write-protected, the victims are compressed into the store
-// straight from the region, then dropped together (process_madvise) and their waiting writers
-// woken. A write to a page while it is compressed waits for the eviction, then faults the page
-// back from the store: nothing is lost. Each write-protect or drop is one TLB flush for the batch;
-// on a virtual machine a flush that must interrupt another CPU costs tens of microseconds, which
-// per page would be most of an eviction's cost. A page the store cannot return (corrupt data) is
-// poisoned (UFFDIO_POISON): its access raises SIGBUS, as memory that failed does, never wrong
-// bytes.
+// (UFFDIO_COPY). Pages over the budget are evicted in batches: each victim is moved out of the
+// region atomically (UFFDIO_MOVE, Linux 6.8) into a staging page, compressed into the store from
+// there, and the batch's staging pages dropped together; the stretch of the region the CLOCK hand
+// swept is then write-protected (one TLB flush), which samples writes (below). Because the move is
+// atomic, a write racing with an eviction faults and waits for the page; it is never lost. A page
+// the store cannot return (corrupt data) is poisoned (UFFDIO_POISON): its access raises SIGBUS, as
+// memory that failed does, never wrong bytes.
 //
 // When: a background evictor keeps the resident pages under the budget's high mark (the kernel's
 // kswapd, with free memory between the low and high marks), so that the faulting path rarely
-// evicts; a fault that finds the budget full evicts a few pages itself first (direct reclaim),
-// moving each out of the region atomically (UFFDIO_MOVE, Linux 6.8) so that the handler never reads
-// the region's memory. Which: a CLOCK over the resident pages with two bits per page, the kernel's
+// evicts; a fault that finds the budget full evicts a few pages itself first (direct reclaim).
+// Neither ever reads the region's memory. Which: a CLOCK over the resident pages with two bits per page, the kernel's
 // active and inactive lists in place: a page faulted in is inactive and referenced; the hand
 // promotes a referenced inactive page to active, clears an active page's reference, demotes an
 // unreferenced active page, and evicts an unreferenced inactive one.
@@ -53,13 +50,12 @@
 // for the stalled handler to return.
 //
 // Locks and waits: evict()'s mutex, then the CLOCK hand's mutex (held only to pick victims, with
-// nothing under it); the evictor's mutex is held only to sleep and to be woken. The store is called
-// with none of them held. A handler that finds a page being served by another handler, or moved
+// nothing under it); the evictor's mutex is held only to sleep and to be woken, by the evictor and
+// by the handlers' watch, each on a condition of its own. The store is called with none of them
+// held. A handler that finds a page being served by another handler, or moved
 // out by one, waits for it (a yield loop); that other handler needs only the store and the kernel
-// to finish. The handlers never touch the region's memory, so they never fault on it. The evictor
-// and evict() read it (compressing in place), so a victim the program discarded meanwhile faults to
-// a handler, which resolves it without waiting for the eviction (zeros, write-protected): so no
-// wait has a cycle.
+// to finish, and if it stalls instead, the failover ends the wait. No zpage thread touches the
+// region's memory (only through userfaultfd ioctls), so none faults on it: no wait has a cycle.
 #pragma once
 
 #include <poll.h>
@@ -83,11 +79,6 @@
 #include <string_view>
 #include <thread>
 #include <vector>
-
-#if defined(__SANITIZE_THREAD__)
-extern "C" void __tsan_ignore_thread_begin();
-extern "C" void __tsan_ignore_thread_end();
-#endif
 
 #include "../detail/atomic_counters.hpp"
 #include "../detail/os.hpp"
@@ -232,7 +223,7 @@ public:
         std::lock_guard guard(explicit_mutex_);
         std::size_t gone = 0;
         while (gone < pages) {
-            const std::size_t n = evict_in_place(std::min(pages - gone, batch_pages));
+            const std::size_t n = evict_by_moving(explicit_slot(), std::min(pages - gone, batch_pages));
             if (n == 0) break;
             gone += n;
         }
@@ -242,8 +233,8 @@ public:
 private:
     // A page's state; only the thread that moved it out of a resting state (untouched, resident,
     // evicted) changes it again.
-    // evicting: compressed in place, write-protected; moving: moved out by a handler.
-    enum : std::uint8_t { untouched = 0, resident = 1, evicted = 2, serving = 3, evicting = 4, moving = 5 };
+    // moving: being moved out of the region and stored.
+    enum : std::uint8_t { untouched = 0, resident = 1, evicted = 2, serving = 3, moving = 4 };
     // A resident page's CLOCK bits.
     enum : std::uint8_t { referenced = 1, active = 2 };
     static constexpr std::size_t batch_pages = 32;   // the evictor's batch (the kernel's SWAP_CLUSTER_MAX)
@@ -266,8 +257,11 @@ private:
         return config;
     }
 
-    // Staging pages: a direct eviction's for each handler.
-    std::size_t staging_pages() const noexcept { return config_.handler_threads * direct_pages; }
+    // Staging pages: a batch for each handler (direct eviction), the evictor and evict().
+    std::size_t staging_pages() const noexcept { return (config_.handler_threads + 2) * batch_pages; }
+    std::byte* handler_slot(unsigned h) const noexcept { return staging_ + h * batch_pages * page_bytes; }
+    std::byte* evictor_slot() const noexcept { return handler_slot(config_.handler_threads); }
+    std::byte* explicit_slot() const noexcept { return handler_slot(config_.handler_threads + 1); }
 
     void open_userfaultfd() {
         std::string why;
@@ -426,17 +420,9 @@ private:
         for (;;) {
             std::uint8_t s = state_[p].load(std::memory_order_acquire);
             if (s == serving || s == moving) {  // another thread has it: it finishes soon
+                if (failed_.load(std::memory_order_relaxed)) return;  // or stalled: the watch takes over
                 std::this_thread::yield();
                 continue;
-            }
-            if (s == evicting) {
-                // The program discarded (madvise) a page while it was being compressed in place,
-                // and the evictor's read of it faulted: it reads as zeros, as a discarded page does,
-                // protected from writes until the eviction is done.
-                std::memset(buffer, 0, page_bytes);
-                if (detail::uffd::copy(fd_, page_at(p), buffer, page_bytes, true) == EEXIST)
-                    detail::uffd::wake(fd_, page_at(p), page_bytes);
-                return;
             }
             if (!state_[p].compare_exchange_strong(s, serving, std::memory_order_acq_rel)) continue;
             if (s == resident) {
@@ -462,8 +448,8 @@ private:
                 error = detail::uffd::poison(fd_, page_at(p), page_bytes);
             }
             if (error == EEXIST && from_store) {
-                // A fault resolved earlier, whose message came late, for a page evicted in place
-                // and not yet dropped: it stays evicted, and its dropping comes next.
+                // The page is there although its state says evicted: keep the stored copy (a page
+                // is never lost for a message that came late), and let the fault retry.
                 state_[p].store(s, std::memory_order_release);
                 detail::uffd::wake(fd_, page_at(p), page_bytes);
                 return;
@@ -495,6 +481,7 @@ private:
         for (;;) {
             std::uint8_t s = state_[p].load(std::memory_order_acquire);
             if (s == serving) {
+                if (failed_.load(std::memory_order_relaxed)) return;
                 std::this_thread::yield();
                 continue;
             }
@@ -516,7 +503,7 @@ private:
     void make_room(unsigned h) noexcept {
         while (resident_.load(std::memory_order_relaxed) >= max_resident_) {
             wake_evictor();
-            const std::size_t n = evict_by_moving(h);
+            const std::size_t n = evict_by_moving(handler_slot(h), direct_pages);
             if (n == 0) return;  // nothing can go now: over budget by a page, for a moment
             detail::add_counter(counters_.direct_evictions, n);
         }
@@ -545,7 +532,7 @@ private:
             while (!stopping_.load(std::memory_order_relaxed) && !failed_.load(std::memory_order_relaxed)) {
                 const std::size_t resident_now = resident_.load(std::memory_order_relaxed);
                 if (resident_now <= evict_below_) break;
-                if (evict_in_place(std::min(batch_pages, resident_now - evict_below_)) == 0) break;
+                if (evict_by_moving(evictor_slot(), std::min(batch_pages, resident_now - evict_below_)) == 0) break;
             }
             guard.lock();
         }
@@ -556,81 +543,21 @@ private:
         std::size_t first = 0, end = 0;
     };
 
-    // Evicts up to `want` pages where they are: the swept window is write-protected (one TLB
-    // flush), so that the victims can be compressed straight from the region while no one can
-    // write them; they are then dropped together (one more flush) and their waiting writers
-    // woken. Per page that is a fraction of a flush instead of the two a move out costs. The
-    // protection stays on the window's other pages, where it samples writes (serve_write).
-    // Reads the region's memory, so never called on a handler thread (a victim the program
-    // discarded would fault to the handler). Returns the pages evicted.
-    std::size_t evict_in_place(std::size_t want) noexcept {
+    // Evicts up to `want` (at most a batch) of the coldest pages through `slot`, staging pages of
+    // the caller's own: each is moved out of the region atomically (UFFDIO_MOVE), so that a write
+    // racing with its eviction faults and waits instead of being lost; compressed from there;
+    // and the staging pages dropped together. Never reads the region's memory.
+    std::size_t evict_by_moving(std::byte* slot, std::size_t want) noexcept {
         std::size_t victims[batch_pages];
         Window window;
         const std::size_t picked = pick(victims, std::min(want, batch_pages), window);
-        std::size_t claimed = 0;
-        for (std::size_t v = 0; v < picked; ++v) {
-            std::uint8_t s = resident;
-            if (state_[victims[v]].compare_exchange_strong(s, evicting, std::memory_order_acq_rel))
-                victims[claimed++] = victims[v];
-        }
-        if (claimed == 0) return 0;
-        std::byte* const window_start = page_at(window.first);
-        const std::size_t window_bytes = (window.end - window.first) * page_bytes;
-        if (detail::uffd::write_protect(fd_, window_start, window_bytes, true) != 0) {
-            for (std::size_t v = 0; v < claimed; ++v) state_[victims[v]].store(resident, std::memory_order_release);
-            return 0;
-        }
-        iovec gone[batch_pages];
-        std::size_t stored = 0;
-        for (std::size_t v = 0; v < claimed; ++v) {
-            const std::size_t p = victims[v];
-            if (!store_.store(p, readable_copy(p))) {
-                static_cast<void>(detail::uffd::write_protect(fd_, page_at(p), page_bytes, false));
-                detail::add_counter(counters_.failed_swap_outs, 1);
-                state_[p].store(resident, std::memory_order_release);
-                continue;
-            }
-            // Evicted before it is dropped: once absent, its next fault must find it in the store.
-            state_[p].store(evicted, std::memory_order_release);
-            gone[stored++] = iovec{page_at(p), page_bytes};
-        }
-        discarder_.discard(gone, stored);
-        swapped_.fetch_add(stored, std::memory_order_relaxed);
-        resident_.fetch_sub(stored, std::memory_order_relaxed);
-        detail::add_counter(counters_.swap_outs, stored);
-        detail::uffd::wake(fd_, window_start, window_bytes);
-        return stored;
-    }
-
-    // The page to compress in place. ThreadSanitizer cannot see that the write protection orders
-    // the program's last write before this read: under it, the page is copied with its reads
-    // ignored, and compressed from the copy.
-    std::span<const std::byte, page_bytes> readable_copy(std::size_t p) noexcept {
-#if defined(__SANITIZE_THREAD__)
-        thread_local std::array<std::byte, page_bytes> copy;
-        __tsan_ignore_thread_begin();
-        std::memcpy(copy.data(), page_at(p), page_bytes);
-        __tsan_ignore_thread_end();
-        return std::span<const std::byte, page_bytes>(copy);
-#else
-        return std::span<const std::byte, page_bytes>(page_at(p), page_bytes);
-#endif
-    }
-
-    // A handler's own eviction, at a full budget: a few pages moved out of the region atomically
-    // (UFFDIO_MOVE) into its staging pages, compressed from there, never read in the region.
-    std::size_t evict_by_moving(unsigned h) noexcept {
-        std::size_t victims[direct_pages];
-        Window window;
-        const std::size_t picked = pick(victims, direct_pages, window);
-        std::byte* const slot = staging_ + h * direct_pages * page_bytes;
         std::size_t gone = 0;
         for (std::size_t v = 0; v < picked; ++v) {
             std::uint8_t s = resident;
             if (!state_[victims[v]].compare_exchange_strong(s, moving, std::memory_order_acq_rel)) continue;
             gone += evict_page(victims[v], slot + v * page_bytes);
         }
-        static_cast<void>(::madvise(slot, direct_pages * page_bytes, MADV_DONTNEED));
+        static_cast<void>(::madvise(slot, picked * page_bytes, MADV_DONTNEED));
         // What the hand swept is protected as after any batch, or writes there would go unseen.
         if (window.end > window.first)
             static_cast<void>(detail::uffd::write_protect(fd_, page_at(window.first),
@@ -712,7 +639,6 @@ private:
     std::byte* region_ = nullptr;
     std::byte* staging_ = nullptr;
     std::byte* buffers_ = nullptr;  // a page per handler, for UFFDIO_COPY
-    detail::uffd::PageDiscarder discarder_;
     std::mutex hand_mutex_;
     std::size_t hand_ = 0;
     std::mutex explicit_mutex_;
