@@ -48,7 +48,7 @@ TEST_CASE("writes racing with eviction are never lost") {
         return;
     }
     const std::size_t pages = 4096;  // 16 MiB over a 1 MiB budget
-    const std::size_t writes = zpage_test::scaled(200000, 10);
+    const std::size_t writes = zpage_test::scaled(40000, 4);
     const std::vector<zpage_test::Page> sample = zpage_test::test_pages(512, zpage_test::test_seed());
     zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
     Region region(store, {.bytes = pages * page, .resident_budget_bytes = 256 * page});
@@ -198,7 +198,7 @@ TEST_CASE("threads faulting on the same pages at once, while pages are evicted, 
     // at once and the handlers see messages for pages another message already brought back,
     // some of them evicted again since; a program thread evicts all the while.
     constexpr std::size_t pages = 2048, readers = 4;
-    const std::size_t reads = zpage_test::scaled(40000, 10);
+    const std::size_t reads = zpage_test::scaled(10000, 2);
     const std::vector<zpage_test::Page> sample = zpage_test::test_pages(256, zpage_test::test_seed());
     zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
     Region region(store, {.bytes = pages * page, .resident_budget_bytes = 128 * page, .handler_threads = 2});
