@@ -1,17 +1,13 @@
 // zpage internal: the userfaultfd calls a compressed region makes, with the constants of kernels
-// newer than the build machine's headers (UFFDIO_MOVE: Linux 6.8), and the batched discard
-// (process_madvise) that goes with them.
+// newer than the build machine's headers (UFFDIO_MOVE: Linux 6.8).
 #pragma once
 
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -161,41 +157,5 @@ inline void wake(int fd, void* start, std::size_t bytes) noexcept {
     range.len = bytes;
     static_cast<void>(::ioctl(fd, UFFDIO_WAKE, &range));
 }
-
-// Drops pages of this process, scattered or not, in one call where the kernel allows
-// process_madvise(MADV_DONTNEED) on the caller itself (Linux 6.13), and so with one TLB flush for
-// all of them rather than one each: on a virtual machine, a flush that must interrupt the other
-// CPUs costs tens of microseconds. Elsewhere, one madvise per page.
-class PageDiscarder {
-public:
-    PageDiscarder() noexcept
-        : pidfd_(static_cast<int>(::syscall(SYS_pidfd_open, static_cast<long>(::getpid()), 0L))) {}
-    ~PageDiscarder() {
-        if (pidfd_ >= 0) ::close(pidfd_);
-    }
-    PageDiscarder(const PageDiscarder&) = delete;
-    PageDiscarder& operator=(const PageDiscarder&) = delete;
-
-    // At most IOV_MAX (1024) pages at a time.
-    void discard(iovec* pages, std::size_t count) noexcept {
-        if (count == 0) return;
-        if (pidfd_ >= 0 && batched_.load(std::memory_order_relaxed)) {
-            const long done = ::syscall(SYS_process_madvise, pidfd_, pages, count, MADV_DONTNEED, 0U);
-            if (done >= 0 && static_cast<std::size_t>(done) == total_bytes(pages, count)) return;
-            if (done < 0 && errno != EINTR && errno != EAGAIN) batched_.store(false, std::memory_order_relaxed);
-        }
-        for (std::size_t i = 0; i < count; ++i) static_cast<void>(::madvise(pages[i].iov_base, pages[i].iov_len, MADV_DONTNEED));
-    }
-
-private:
-    static std::size_t total_bytes(const iovec* pages, std::size_t count) noexcept {
-        std::size_t total = 0;
-        for (std::size_t i = 0; i < count; ++i) total += pages[i].iov_len;
-        return total;
-    }
-
-    int pidfd_;
-    std::atomic<bool> batched_{true};
-};
 
 }  // namespace zpage::detail::uffd
