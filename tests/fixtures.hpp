@@ -146,7 +146,7 @@ private:
     std::mt19937_64 rng_;
 };
 
-// An object's bytes follow from its key and size (at least 8: the key leads), so a reader can
+// An object's bytes follow from its key and size (the key's low bytes lead), so a reader can
 // check an object alone.
 inline std::vector<std::byte> object_for(std::uint64_t key, std::size_t size) {
     std::vector<std::byte> v(size);
@@ -157,7 +157,7 @@ inline std::vector<std::byte> object_for(std::uint64_t key, std::size_t size) {
         x ^= x << 17;
         b = static_cast<std::byte>(x);
     }
-    std::memcpy(v.data(), &key, sizeof key);
+    std::memcpy(v.data(), &key, std::min(size, sizeof key));
     return v;
 }
 
