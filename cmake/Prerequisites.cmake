@@ -4,6 +4,8 @@
 # make is not a zpage dependency but the default CMake generator's, and minimal images lack it.
 set(ZPAGE_DEBIAN_PACKAGES g++ make pkg-config liblz4-dev libzstd-dev libxxhash-dev libboost-dev doctest-dev
                           libbenchmark-dev)
+# The test suite's real memcached clients (zpage-memcached's tests): set by cmake/test.cmake.
+list(APPEND ZPAGE_DEBIAN_PACKAGES ${ZPAGE_TEST_PACKAGES})
 
 function(zpage_ensure_packages)
     find_program(_dpkg_query dpkg-query)

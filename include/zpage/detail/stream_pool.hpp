@@ -81,14 +81,14 @@ public:
         Stream& s = slots_[0].stream;
         s.compress.emplace(codec_.make_compress_context());
         s.decompress.emplace(codec_.make_decompress_context());
-        s.scratch = std::make_unique<std::byte[]>(scratch_bytes_);
+        s.scratch = std::make_unique_for_overwrite<std::byte[]>(scratch_bytes_);
     }
 
     // A stream with a compression context and the scratch buffer. Any thread.
     Lease for_compression() noexcept {
         return acquire([&](Stream& s) {
             if (!s.compress) s.compress.emplace(codec_.make_compress_context());
-            if (!s.scratch) s.scratch = std::make_unique<std::byte[]>(scratch_bytes_);
+            if (!s.scratch) s.scratch = std::make_unique_for_overwrite<std::byte[]>(scratch_bytes_);
         });
     }
 
@@ -104,7 +104,7 @@ public:
     Lease for_unit_decompression(std::size_t unit_bytes) noexcept {
         return acquire([&](Stream& s) {
             if (!s.decompress) s.decompress.emplace(codec_.make_decompress_context());
-            if (!s.scratch) s.scratch = std::make_unique<std::byte[]>(scratch_bytes_);
+            if (!s.scratch) s.scratch = std::make_unique_for_overwrite<std::byte[]>(scratch_bytes_);
             if (!s.unit) s.unit = std::make_unique<std::byte[]>(unit_bytes);
         });
     }
