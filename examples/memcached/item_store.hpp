@@ -92,6 +92,7 @@ struct ItemView {
 enum class StoreMode { set, add, replace, append, prepend, cas };
 enum class StoreOutcome { stored, not_stored, exists, not_found, too_large, out_of_memory };
 enum class ArithOutcome { ok, not_found, non_numeric, out_of_memory };
+enum class DeleteOutcome { deleted, not_found, exists };
 
 // Buffers a worker thread reuses, so that steady-state commands allocate nothing of their own.
 struct Scratch {
@@ -116,14 +117,16 @@ public:
         return read_live(scratch, false);
     }
 
-    // get, and the item's expiry set anew (gat): keeps its CAS, as touch does.
+    // get, and the item's expiry set anew (gat): keeps its CAS, as touch does. The view returned
+    // is the item as it was (mg's t reports the time left before the touch, as memcached's does).
     std::optional<ItemView> get_and_touch(std::string_view key, std::int64_t exptime, Scratch& scratch) {
         scratch.key.assign(key);
         std::lock_guard guard(stripe(scratch.key));
-        auto item = read_live(scratch, true);
+        const auto item = read_live(scratch, true);
         if (!item) return std::nullopt;
-        item->header.exptime = clock_.expiry(exptime);
-        item->header.write(scratch.read.data());
+        ItemHeader touched = item->header;
+        touched.exptime = clock_.expiry(exptime);
+        touched.write(scratch.read.data());
         if (!cache_.set(scratch.key, scratch.read)) {
             cache_.erase(scratch.key);  // never leave the old expiry behind a failed touch
             return std::nullopt;
@@ -139,7 +142,8 @@ public:
     // memory) also drops the key's old value, as memcached does: a client whose set failed must
     // not read the value it meant to replace.
     StoreOutcome store(StoreMode mode, std::string_view key, std::uint32_t flags, std::int64_t exptime,
-                       std::string_view data, std::uint64_t cas_unique, Scratch& scratch) {
+                       std::string_view data, std::uint64_t cas_unique, Scratch& scratch,
+                       std::uint64_t* stored_cas = nullptr) {
         scratch.key.assign(key);
         std::lock_guard guard(stripe(scratch.key));
         if (data.size() > max_value_bytes_) {
@@ -186,16 +190,22 @@ public:
             out += part.size();
         }
         const zpage::Status s = cache_.set(scratch.key, scratch.write);
-        if (s) return StoreOutcome::stored;
+        if (s) {
+            if (stored_cas != nullptr) *stored_cas = header.cas;
+            return StoreOutcome::stored;
+        }
         cache_.erase(scratch.key);
         return s.error() == zpage::errc::invalid_argument ? StoreOutcome::too_large : StoreOutcome::out_of_memory;
     }
 
-    bool remove(std::string_view key, Scratch& scratch) {
+    // Deletes the key's item; with `expected_cas`, only if its CAS is that (exists otherwise).
+    DeleteOutcome remove(std::string_view key, Scratch& scratch, std::optional<std::uint64_t> expected_cas = {}) {
         scratch.key.assign(key);
         std::lock_guard guard(stripe(scratch.key));
-        if (!read_live(scratch, true)) return false;
-        return cache_.erase(scratch.key);
+        const auto item = read_live(scratch, true);
+        if (!item) return DeleteOutcome::not_found;
+        if (expected_cas && item->header.cas != *expected_cas) return DeleteOutcome::exists;
+        return cache_.erase(scratch.key) ? DeleteOutcome::deleted : DeleteOutcome::not_found;
     }
 
     // incr (saturating never: it wraps at 2^64, as memcached's does) or decr (stops at 0). A

@@ -6,7 +6,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
@@ -109,6 +111,9 @@ private:
         std::size_t bytes;
         std::uint64_t cas;
         bool noreply;
+        // ms only: the flags its reply echoes (" Oopaque k<key>"), and whether it returns the CAS.
+        std::optional<std::string> meta_echo;
+        bool meta_return_cas = false;
     };
 
     static std::size_t line_limit(std::string_view line) noexcept {
@@ -168,6 +173,9 @@ private:
             out += "MN\r\n";
             return;
         }
+        if (cmd == "mg") return meta_get(out);
+        if (cmd == "ms") return meta_set(out);
+        if (cmd == "md") return meta_delete(out);
         out += reply::error;
     }
 
@@ -238,7 +246,7 @@ private:
             swallow_ = size + 2;
             return;
         }
-        pending_ = PendingStore{mode, std::string(tokens_[1]), *flags, *exptime, size, *cas, noreply_};
+        pending_ = PendingStore{mode, std::string(tokens_[1]), *flags, *exptime, size, *cas, noreply_, {}, false};
     }
 
     void finish_store(std::string_view block, std::string& out) {
@@ -246,11 +254,14 @@ private:
         pending_.reset();
         noreply_ = p.noreply;
         if (!block.ends_with("\r\n")) {
+            noreply_ = noreply_ && !p.meta_echo;  // meta commands always report errors
             say(out, reply::bad_chunk);
             return;
         }
-        const StoreOutcome outcome =
-            server_.items.store(p.mode, p.key, p.flags, p.exptime, block.substr(0, p.bytes), p.cas, scratch_);
+        std::uint64_t stored_cas = 0;
+        const StoreOutcome outcome = server_.items.store(p.mode, p.key, p.flags, p.exptime, block.substr(0, p.bytes),
+                                                         p.cas, scratch_, &stored_cas);
+        if (p.meta_echo) return finish_meta_store(p, outcome, stored_cas, out);
         if (p.mode == StoreMode::cas) {
             CommandCounters::bump(outcome == StoreOutcome::stored  ? counters_.cas_hits
                                   : outcome == StoreOutcome::exists ? counters_.cas_badval
@@ -278,7 +289,7 @@ private:
             say(out, reply::bad_delete);
             return;
         }
-        const bool hit = server_.items.remove(tokens_[1], scratch_);
+        const bool hit = server_.items.remove(tokens_[1], scratch_) == DeleteOutcome::deleted;
         CommandCounters::bump(hit ? counters_.delete_hits : counters_.delete_misses);
         say(out, hit ? reply::deleted : reply::not_found);
     }
@@ -347,6 +358,170 @@ private:
         CommandCounters::bump(counters_.cmd_flush);
         server_.items.flush(*delay);
         say(out, reply::ok);
+    }
+
+    // The meta protocol (protocol.txt, "Meta Commands"): mg, ms, md, mn. Flags are single letters,
+    // some followed by a token; replies echo O (opaque) and k (key) and the requested fields in
+    // the order asked. Not supported, and refused as a bad line: base64 keys (b), and the flags
+    // that need per-item state this server does not keep (h, l: last access; N, R: vivify and
+    // recache; I, x: invalidation). u (no LRU bump) and E (explicit CAS) are refused too.
+    struct MetaFlags {
+        bool quiet = false, value = false, ok = true;
+        std::optional<std::int64_t> ttl;       // T
+        std::optional<std::uint64_t> compare;  // C
+        std::optional<std::uint32_t> flags;    // F
+        char mode = 'S';                       // M
+        std::string echo;                      // " O..." and " k..." as they go back
+        std::vector<char> fields;              // f, c, s, t, k in the order asked (mg)
+    };
+
+    MetaFlags parse_meta_flags(std::string_view key, std::size_t first) const {
+        MetaFlags m;
+        for (std::size_t i = first; i < tokens_.size() && m.ok; ++i) {
+            const std::string_view t = tokens_[i];
+            const char flag = t[0];
+            const std::string_view arg = t.substr(1);
+            switch (flag) {
+            case 'q': m.quiet = true; break;
+            case 'v': m.value = true; break;
+            case 'O':
+                if (arg.size() > 32) m.ok = false;
+                ((m.echo += " O") += arg);
+                break;
+            case 'k':
+                ((m.echo += " k") += key);
+                break;
+            case 'f': case 'c': case 's': case 't': m.fields.push_back(flag); break;
+            case 'T': m.ttl = parse_number<std::int64_t>(arg); m.ok = m.ok && m.ttl.has_value(); break;
+            case 'C': m.compare = parse_number<std::uint64_t>(arg); m.ok = m.ok && m.compare.has_value(); break;
+            case 'F': m.flags = parse_number<std::uint32_t>(arg); m.ok = m.ok && m.flags.has_value(); break;
+            case 'M':
+                m.mode = arg.size() == 1 ? static_cast<char>(std::toupper(static_cast<unsigned char>(arg[0]))) : '?';
+                m.ok = m.ok && std::string_view("SEAPR").find(m.mode) != std::string_view::npos;
+                break;
+            default: m.ok = false;
+            }
+        }
+        return m;
+    }
+
+    // mg <key> <flag>*: VA <size> <flags> and the value (v), HD <flags> without it, EN on a miss.
+    void meta_get(std::string& out) {
+        if (tokens_.size() < 2 || !valid_key(tokens_[1])) {
+            out += reply::bad_format;
+            return;
+        }
+        const std::string_view key = tokens_[1];
+        const MetaFlags m = parse_meta_flags(key, 2);
+        if (!m.ok) {
+            out += reply::bad_format;
+            return;
+        }
+        CommandCounters::bump(counters_.cmd_get);
+        const auto item = m.ttl ? server_.items.get_and_touch(key, *m.ttl, scratch_) : server_.items.get(key, scratch_);
+        if (!item) {
+            CommandCounters::bump(counters_.get_misses);
+            if (!m.quiet) (out += "EN") += "\r\n";
+            return;
+        }
+        CommandCounters::bump(counters_.get_hits);
+        if (m.value) {
+            out += "VA ";
+            append_number(out, item->data.size());
+        } else {
+            out += "HD";
+        }
+        for (const char field : m.fields) {
+            (out += ' ') += field;
+            switch (field) {
+            case 'f': append_number(out, item->header.flags); break;
+            case 'c': append_number(out, item->header.cas); break;
+            case 's': append_number(out, item->data.size()); break;
+            case 't': {
+                const std::uint32_t now = server_.items.clock().now();
+                if (item->header.exptime == 0) {
+                    out += "-1";
+                } else {
+                    append_number(out, item->header.exptime > now ? item->header.exptime - now : 0);
+                }
+                break;
+            }
+            default: break;
+            }
+        }
+        (out += m.echo) += "\r\n";
+        if (m.value) (out += item->data) += "\r\n";
+    }
+
+    // ms <key> <datalen> <flag>*, then the data block: HD, NS (not stored), EX (CAS differs), NF.
+    void meta_set(std::string& out) {
+        const auto bytes = tokens_.size() >= 3 ? parse_number<std::int64_t>(tokens_[2]) : std::nullopt;
+        if (tokens_.size() < 3 || !valid_key(tokens_[1]) || !bytes || *bytes < 0 || *bytes > INT32_MAX - 2) {
+            out += reply::bad_format;
+            return;
+        }
+        const std::string_view key = tokens_[1];
+        MetaFlags m = parse_meta_flags(key, 3);
+        const bool only_cas_returned = std::ranges::all_of(m.fields, [](char f) { return f == 'c'; });
+        if (!m.ok || m.value || !only_cas_returned) {
+            out += reply::bad_format;
+            return;
+        }
+        CommandCounters::bump(counters_.cmd_set);
+        const auto size = static_cast<std::size_t>(*bytes);
+        if (size > server_.items.max_value_bytes()) {
+            server_.items.remove(key, scratch_);
+            out += reply::too_large;
+            swallow_ = size + 2;
+            return;
+        }
+        StoreMode mode = StoreMode::set;
+        switch (m.mode) {
+        case 'E': mode = StoreMode::add; break;
+        case 'A': mode = StoreMode::append; break;
+        case 'P': mode = StoreMode::prepend; break;
+        case 'R': mode = StoreMode::replace; break;
+        default: mode = m.compare ? StoreMode::cas : StoreMode::set; break;
+        }
+        pending_ = PendingStore{mode,       std::string(key), m.flags.value_or(0), m.ttl.value_or(0), size,
+                                m.compare.value_or(0), m.quiet,       std::move(m.echo), !m.fields.empty()};
+    }
+
+    void finish_meta_store(const PendingStore& p, StoreOutcome outcome, std::uint64_t stored_cas, std::string& out) {
+        std::string_view code;
+        switch (outcome) {
+        case StoreOutcome::stored: code = "HD"; break;
+        case StoreOutcome::not_stored: code = "NS"; break;
+        case StoreOutcome::exists: code = "EX"; break;
+        case StoreOutcome::not_found: code = "NF"; break;
+        case StoreOutcome::too_large: out += reply::too_large; return;
+        case StoreOutcome::out_of_memory: out += reply::out_of_memory; return;
+        }
+        if (p.noreply && outcome == StoreOutcome::stored) return;  // q hides success only
+        out += code;
+        if (p.meta_return_cas && outcome == StoreOutcome::stored) {
+            out += " c";
+            append_number(out, stored_cas);
+        }
+        (out += *p.meta_echo) += "\r\n";
+    }
+
+    // md <key> <flag>*: HD, NF, or EX when C names another CAS.
+    void meta_delete(std::string& out) {
+        if (tokens_.size() < 2 || !valid_key(tokens_[1])) {
+            out += reply::bad_format;
+            return;
+        }
+        const MetaFlags m = parse_meta_flags(tokens_[1], 2);
+        if (!m.ok || m.value || !m.fields.empty() || m.ttl || m.flags) {
+            out += reply::bad_format;
+            return;
+        }
+        const DeleteOutcome outcome = server_.items.remove(tokens_[1], scratch_, m.compare);
+        CommandCounters::bump(outcome == DeleteOutcome::deleted ? counters_.delete_hits : counters_.delete_misses);
+        if (outcome == DeleteOutcome::deleted && m.quiet) return;
+        out += outcome == DeleteOutcome::deleted ? "HD" : outcome == DeleteOutcome::exists ? "EX" : "NF";
+        (out += m.echo) += "\r\n";
     }
 
     void stats(std::string& out) {
