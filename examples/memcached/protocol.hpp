@@ -34,6 +34,7 @@ inline constexpr std::string_view error = "ERROR\r\n";
 inline constexpr std::string_view bad_format = "CLIENT_ERROR bad command line format\r\n";
 inline constexpr std::string_view bad_chunk = "CLIENT_ERROR bad data chunk\r\n";
 inline constexpr std::string_view line_too_long = "CLIENT_ERROR line too long\r\n";
+inline constexpr std::string_view bad_exptime = "CLIENT_ERROR invalid exptime argument\r\n";
 inline constexpr std::string_view bad_delta = "CLIENT_ERROR invalid numeric delta argument\r\n";
 inline constexpr std::string_view non_numeric = "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n";
 inline constexpr std::string_view bad_delete =

@@ -352,7 +352,7 @@ private:
         std::optional<std::int64_t> delay = 0;
         if (args == 2) delay = parse_number<std::int64_t>(tokens_[1]);
         if (args > 2 || !delay) {
-            say(out, reply::bad_format);
+            say(out, args > 2 ? reply::bad_format : reply::bad_exptime);
             return;
         }
         CommandCounters::bump(counters_.cmd_flush);
