@@ -138,16 +138,16 @@ public:
         return get_and_touch(key, exptime, scratch).has_value();
     }
 
-    // set/add/replace/append/prepend/cas. A store that fails for want of room (too large, out of
-    // memory) also drops the key's old value, as memcached does: a client whose set failed must
-    // not read the value it meant to replace.
+    // set/add/replace/append/prepend/cas. A set that fails for want of room (too large, out of
+    // memory) also drops the key's old value, as memcached's does: a client whose set failed must
+    // not read the value it meant to replace. The other modes keep it, as memcached's do.
     StoreOutcome store(StoreMode mode, std::string_view key, std::uint32_t flags, std::int64_t exptime,
                        std::string_view data, std::uint64_t cas_unique, Scratch& scratch,
                        std::uint64_t* stored_cas = nullptr) {
         scratch.key.assign(key);
         std::lock_guard guard(stripe(scratch.key));
         if (data.size() > max_value_bytes_) {
-            cache_.erase(scratch.key);
+            if (mode == StoreMode::set) cache_.erase(scratch.key);
             return StoreOutcome::too_large;
         }
         ItemHeader header{.flags = flags, .exptime = clock_.expiry(exptime), .time = clock_.now(), .cas = 0};
@@ -171,10 +171,7 @@ public:
                 header.flags = old->header.flags;  // protocol.txt: append/prepend ignore flags and exptime
                 header.exptime = old->header.exptime;
                 (mode == StoreMode::append ? before : after) = old->data;
-                if (old->data.size() + data.size() > max_value_bytes_) {
-                    cache_.erase(scratch.key);
-                    return StoreOutcome::too_large;
-                }
+                if (old->data.size() + data.size() > max_value_bytes_) return StoreOutcome::too_large;
                 break;
             case StoreMode::set: break;
             }
@@ -194,7 +191,7 @@ public:
             if (stored_cas != nullptr) *stored_cas = header.cas;
             return StoreOutcome::stored;
         }
-        cache_.erase(scratch.key);
+        if (mode == StoreMode::set) cache_.erase(scratch.key);
         return s.error() == zpage::errc::invalid_argument ? StoreOutcome::too_large : StoreOutcome::out_of_memory;
     }
 

@@ -39,8 +39,10 @@ constexpr std::string_view usage_text =
     "  -t, --threads=N          worker threads (default 4)\n"
     "  -I, --max-item-size=SIZE largest value, with k or m suffix (default 1m, at most 16m)\n"
     "  -v, -vv                  print start-up, errors; -vv also connections\n"
-    "      --codec=NAME         lz4 (default), lz4-N, lz4hc-N, zstd-N, identity\n"
+    "      --codec=NAME         lz4 (default), lz4-N, lz4hc-N, zstd-N, identity (or none)\n"
     "      --eviction=NAME      s3fifo (default) or lru (CLOCK)\n"
+    "      --memcached-keys     accept keys as memcached does, control characters too (protocol.txt\n"
+    "                           forbids them; memaslap sends them)\n"
     "  -U, -u, -d are accepted for memcached's command lines and ignored (no UDP, no user switch,\n"
     "  no daemon mode).\n";
 
@@ -111,6 +113,9 @@ ServerSettings parse_flags(int argc, char** argv, int& verbosity) {
                 throw BadFlag("-I is at most " + std::to_string(max_item_size_limit >> 20) + "m here");
         } else if (flag == "--codec") {
             s.codec = std::string(next());
+            if (s.codec == "none") s.codec = "identity";
+        } else if (flag == "--memcached-keys") {
+            s.memcached_keys = true;
         } else if (flag == "--eviction") {
             s.eviction = std::string(next());
             if (s.eviction != "s3fifo" && s.eviction != "lru")

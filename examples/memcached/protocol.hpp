@@ -57,12 +57,14 @@ inline void split_tokens(std::string_view line, std::vector<std::string_view>& t
     }
 }
 
-// protocol.txt: a key is at most 250 bytes and holds no whitespace or control characters.
-[[nodiscard]] inline bool valid_key(std::string_view key) noexcept {
+// protocol.txt: a key is at most 250 bytes and holds no whitespace or control characters. With
+// `as_memcached`, only what memcached itself refuses is (NUL, and the space and newline that end
+// tokens): memaslap, for one, starts its keys with 8 binary bytes.
+[[nodiscard]] inline bool valid_key(std::string_view key, bool as_memcached = false) noexcept {
     if (key.empty() || key.size() > max_key_bytes) return false;
     for (const char c : key) {
         const auto u = static_cast<unsigned char>(c);
-        if (u <= 0x20 || u == 0x7f) return false;
+        if (as_memcached ? (u == 0 || u == ' ' || u == '\n') : (u <= 0x20 || u == 0x7f)) return false;
     }
     return true;
 }

@@ -262,7 +262,7 @@ private:
         if (pending_output(c) > max_pending_output) return watch(c);  // flush() requeues it
         const std::size_t before = c.out.size();
         const std::string_view input = std::string_view(c.in).substr(c.in_used);
-        const std::size_t used = c.session.process(input, c.out, commands_per_turn);
+        const std::size_t used = c.session.process(input, c.out, commands_per_turn, max_pending_output);
         c.in_used += used;
         const bool more = used > 0 && c.in_used < c.in.size() && !c.session.closing();
         if (c.in_used == c.in.size()) {

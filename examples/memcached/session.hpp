@@ -12,6 +12,7 @@
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <memory>
 #include <optional>
@@ -34,6 +35,7 @@ struct ServerSettings {
     std::size_t max_connections = 1024;
     unsigned threads = 4;
     std::size_t max_item_bytes = std::size_t{1} << 20;
+    bool memcached_keys = false;  // accept keys as memcached does (see valid_key)
     std::string codec = "lz4";
     std::string eviction = "s3fifo";
 };
@@ -53,12 +55,15 @@ public:
         : server_(server), counters_(counters), scratch_(scratch) {}
 
     // Runs the commands `input` holds, at most `max_commands` of them, appending their replies to
-    // `out`; returns how many bytes of `input` it used (a command line or data block not yet
-    // whole is left for the next call). After it, closing() says the connection is to be closed
-    // once `out` is sent (quit, a line too long).
-    std::size_t process(std::string_view input, std::string& out, std::size_t max_commands) {
+    // `out` until it holds `max_output` bytes; returns how many bytes of `input` it used (a
+    // command line or data block not yet whole is left for the next call, and so is a multi-key
+    // get stopped at `max_output`: the next call resumes it at its next key). After it, closing()
+    // says the connection is to be closed once `out` is sent (quit, a line too long).
+    std::size_t process(std::string_view input, std::string& out, std::size_t max_commands,
+                        std::size_t max_output = SIZE_MAX) {
+        max_output_ = max_output;
         std::size_t used = 0;
-        for (std::size_t n = 0; n < max_commands && !closing_; ++n) {
+        for (std::size_t n = 0; n < max_commands && !closing_ && out.size() < max_output; ++n) {
             const std::string_view rest = input.substr(used);
             if (swallow_ > 0) {  // the data block of a store refused before it arrived
                 const std::size_t take = std::min<std::size_t>(swallow_, rest.size());
@@ -85,13 +90,15 @@ public:
             }
             std::string_view line = rest.substr(0, newline);
             if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-            used += newline + 1;
             if (line.size() > line_limit(line)) {
                 out += reply::line_too_long;
                 closing_ = true;
+                used = input.size();
                 break;
             }
             execute(line, out);
+            if (resume_key_ != 0) break;  // a get stopped at max_output: its line stays
+            used += newline + 1;
         }
         CommandCounters::bump(counters_.bytes_read, used);
         return used;
@@ -116,6 +123,10 @@ private:
         bool meta_return_cas = false;
     };
 
+    [[nodiscard]] bool key_ok(std::string_view key) const noexcept {
+        return valid_key(key, server_.settings.memcached_keys);
+    }
+
     static std::size_t line_limit(std::string_view line) noexcept {
         const bool retrieval = line.starts_with("get ") || line.starts_with("gets ") || line.starts_with("gat ") ||
                                line.starts_with("gats ");
@@ -136,9 +147,13 @@ private:
         const std::string_view cmd = tokens_[0];
         if (cmd == "get" || cmd == "gets") return retrieve(out, 1, cmd == "gets", std::nullopt);
         if (cmd == "gat" || cmd == "gats") {
-            const auto exptime = tokens_.size() >= 3 ? parse_number<std::int64_t>(tokens_[1]) : std::nullopt;
+            if (tokens_.size() < 2) {
+                out += reply::error;
+                return;
+            }
+            const auto exptime = parse_number<std::int64_t>(tokens_[1]);
             if (!exptime) {
-                out += tokens_.size() >= 3 ? reply::bad_format : reply::error;
+                out += reply::bad_exptime;
                 return;
             }
             return retrieve(out, 2, cmd == "gats", exptime);
@@ -159,10 +174,11 @@ private:
             return;
         }
         if (cmd == "verbosity" && (tokens_.size() == 2 || tokens_.size() == 3)) {
-            // As memcached 1.6: a level that is not a number is 0, and "verbosity noreply" says nothing.
+            // As memcached 1.6: "verbosity noreply" is level 0 and says nothing.
             noreply_ = tokens_.back() == "noreply";
-            server_.verbosity.store(parse_number<int>(tokens_[1]).value_or(0), std::memory_order_relaxed);
-            say(out, reply::ok);
+            const auto level = tokens_.size() == 2 && noreply_ ? std::optional<int>(0) : parse_number<int>(tokens_[1]);
+            if (level) server_.verbosity.store(*level, std::memory_order_relaxed);
+            say(out, level ? reply::ok : reply::bad_format);
             return;
         }
         if (cmd == "quit" && tokens_.size() == 1) {
@@ -187,16 +203,22 @@ private:
     // get/gets/gat/gats <key>*: keys from tokens_[first].
     void retrieve(std::string& out, std::size_t first, bool with_cas, std::optional<std::int64_t> touch_exptime) {
         if (tokens_.size() <= first) {
-            out += reply::error;
+            out += touch_exptime ? reply::end : reply::error;  // memcached: "gat 10" finds nothing
             return;
         }
         for (std::size_t i = first; i < tokens_.size(); ++i) {
-            if (!valid_key(tokens_[i])) {
+            if (!key_ok(tokens_[i])) {
                 out += reply::bad_format;
                 return;
             }
         }
-        for (std::size_t i = first; i < tokens_.size(); ++i) {
+        const std::size_t start = first + resume_key_;
+        resume_key_ = 0;
+        for (std::size_t i = start; i < tokens_.size(); ++i) {
+            if (out.size() >= max_output_ && i > start) {  // the rest next time, once replies drain
+                resume_key_ = i - first;
+                return;
+            }
             const std::string_view key = tokens_[i];
             CommandCounters::bump(touch_exptime ? counters_.cmd_touch : counters_.cmd_get);
             const auto item = touch_exptime ? server_.items.get_and_touch(key, *touch_exptime, scratch_)
@@ -223,7 +245,7 @@ private:
     void begin_store(StoreMode mode, std::string& out) {
         const std::size_t arguments = mode == StoreMode::cas ? 6 : 5;
         take_noreply(arguments);
-        if (tokens_.size() != arguments + (noreply_ ? 1 : 0) || !valid_key(tokens_[1])) {
+        if (tokens_.size() != arguments + (noreply_ ? 1 : 0) || !key_ok(tokens_[1])) {
             say(out, tokens_.size() < arguments ? reply::error : reply::bad_format);
             return;
         }
@@ -239,9 +261,9 @@ private:
         CommandCounters::bump(counters_.cmd_set);
         const auto size = static_cast<std::size_t>(*bytes);
         if (size > server_.items.max_value_bytes()) {
-            // Refused before the data arrives: the block is read and dropped, and the key's old
-            // value goes too (see ItemStore::store).
-            server_.items.remove(tokens_[1], scratch_);
+            // Refused before the data arrives: the block is read and dropped, and a set's key
+            // loses its old value too (see ItemStore::store).
+            if (mode == StoreMode::set) server_.items.remove(tokens_[1], scratch_);
             say(out, reply::too_large);
             swallow_ = size + 2;
             return;
@@ -281,7 +303,7 @@ private:
     void remove(std::string& out) {
         take_noreply(tokens_.size() - 1);
         const std::size_t args = tokens_.size() - (noreply_ ? 1 : 0);
-        if (args < 2 || args > 3 || !valid_key(tokens_[1])) {
+        if (args < 2 || args > 3 || !key_ok(tokens_[1])) {
             say(out, args < 2 ? reply::error : reply::bad_format);
             return;
         }
@@ -297,7 +319,7 @@ private:
     // incr|decr <key> <delta> [noreply]
     void arith(std::string& out, bool incr) {
         take_noreply(3);
-        if (tokens_.size() != 3 + (noreply_ ? 1 : 0) || !valid_key(tokens_[1])) {
+        if (tokens_.size() != 3 + (noreply_ ? 1 : 0) || !key_ok(tokens_[1])) {
             say(out, tokens_.size() < 3 ? reply::error : reply::bad_format);
             return;
         }
@@ -330,13 +352,13 @@ private:
     // touch <key> <exptime> [noreply]
     void touch(std::string& out) {
         take_noreply(3);
-        if (tokens_.size() != 3 + (noreply_ ? 1 : 0) || !valid_key(tokens_[1])) {
+        if (tokens_.size() != 3 + (noreply_ ? 1 : 0) || !key_ok(tokens_[1])) {
             say(out, tokens_.size() < 3 ? reply::error : reply::bad_format);
             return;
         }
         const auto exptime = parse_number<std::int64_t>(tokens_[2]);
         if (!exptime) {
-            say(out, reply::bad_format);
+            say(out, reply::bad_exptime);
             return;
         }
         CommandCounters::bump(counters_.cmd_touch);
@@ -407,7 +429,7 @@ private:
 
     // mg <key> <flag>*: VA <size> <flags> and the value (v), HD <flags> without it, EN on a miss.
     void meta_get(std::string& out) {
-        if (tokens_.size() < 2 || !valid_key(tokens_[1])) {
+        if (tokens_.size() < 2 || !key_ok(tokens_[1])) {
             out += reply::bad_format;
             return;
         }
@@ -456,7 +478,7 @@ private:
     // ms <key> <datalen> <flag>*, then the data block: HD, NS (not stored), EX (CAS differs), NF.
     void meta_set(std::string& out) {
         const auto bytes = tokens_.size() >= 3 ? parse_number<std::int64_t>(tokens_[2]) : std::nullopt;
-        if (tokens_.size() < 3 || !valid_key(tokens_[1]) || !bytes || *bytes < 0 || *bytes > INT32_MAX - 2) {
+        if (tokens_.size() < 3 || !key_ok(tokens_[1]) || !bytes || *bytes < 0 || *bytes > INT32_MAX - 2) {
             out += reply::bad_format;
             return;
         }
@@ -470,7 +492,7 @@ private:
         CommandCounters::bump(counters_.cmd_set);
         const auto size = static_cast<std::size_t>(*bytes);
         if (size > server_.items.max_value_bytes()) {
-            server_.items.remove(key, scratch_);
+            if (m.mode == 'S') server_.items.remove(key, scratch_);
             out += reply::too_large;
             swallow_ = size + 2;
             return;
@@ -508,7 +530,7 @@ private:
 
     // md <key> <flag>*: HD, NF, or EX when C names another CAS.
     void meta_delete(std::string& out) {
-        if (tokens_.size() < 2 || !valid_key(tokens_[1])) {
+        if (tokens_.size() < 2 || !key_ok(tokens_[1])) {
             out += reply::bad_format;
             return;
         }
@@ -637,6 +659,8 @@ private:
     std::vector<std::string_view> tokens_;
     std::optional<PendingStore> pending_;
     std::size_t swallow_ = 0;
+    std::size_t max_output_ = SIZE_MAX;
+    std::size_t resume_key_ = 0;  // keys of a stopped get already answered; 0: none stopped
     bool noreply_ = false;
     bool closing_ = false;
 };
