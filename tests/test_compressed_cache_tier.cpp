@@ -74,9 +74,16 @@ TEST_CASE_TEMPLATE("values evicted from a small cache come back byte-exact from 
     using Cache = TierCache<typename Maker::store_type>;
     Cache cache(CacheConfig{.capacity_bytes = 2 << 20, .shards = 2, .tier_index_percent = 50}, {}, {.backing = &*disk});
     const std::uint64_t keys = 1500;
-    std::uint64_t bytes = 0;
+    std::uint64_t bytes = 0, refused = 0;
     for (std::uint64_t k = 0; k < keys; ++k) {
-        REQUIRE(cache.set(k, value_for(k, size_for(k))));
+        const zpage::Status set = cache.set(k, value_for(k, size_for(k)));
+        // A 300 KB value, its shard's items all gone, while spans the other shard's objects pin
+        // hold the memory (compaction moves none of a busy shard's): refused, rarely.
+        if (!set) {
+            CAPTURE(k);
+            REQUIRE(set == errc::memory_limit);
+            ++refused;
+        }
         bytes += size_for(k);
         check_within_capacity(cache);
     }
@@ -90,7 +97,8 @@ TEST_CASE_TEMPLATE("values evicted from a small cache come back byte-exact from 
     CHECK(filled.tier_items > keys / 2);
     // A shard whose own items are all gone while spans the other shard's objects pin hold the
     // memory drops the tier's oldest entries (counted); how often depends on the page pool's timing.
-    CHECK(filled.items + filled.tier_items + dropped(filled) >= keys);
+    CHECK(refused <= keys / 100);
+    CHECK(filled.items + filled.tier_items + dropped(filled) + refused >= keys);
     CHECK(dropped(filled) < keys / 10);
     CHECK(disk->stats().bd_count > 0);
 
@@ -101,7 +109,7 @@ TEST_CASE_TEMPLATE("values evicted from a small cache come back byte-exact from 
         const auto got = cache.get(k, out);
         if (!got) {
             REQUIRE(got.error() == errc::not_found);
-            REQUIRE(++missing <= dropped(cache.stats()));
+            REQUIRE(++missing <= dropped(cache.stats()) + refused);
             continue;
         }
         CHECK(*got == size_for(k));
@@ -271,6 +279,11 @@ TEST_CASE("a full backing store loses its oldest records, and every value read i
     const zpage::CacheStats s = cache.stats();
     CHECK(s.tier_evictions > 0);
     CHECK(s.tier_bytes <= 512 << 10);
+    // Every item the cache says it holds, in memory or in the tier, is there: contains() neither
+    // reads nor promotes. The reads below promote, and so evict, as they go.
+    std::uint64_t indexed = 0;
+    for (std::uint64_t k = 0; k < 3000; ++k) indexed += cache.contains(k) ? 1 : 0;
+    CHECK(indexed == s.items + s.tier_items);
     std::uint64_t present = 0;
     for (std::uint64_t k = 0; k < 3000; ++k) {
         const auto got = cache.get(k, out);
@@ -283,7 +296,7 @@ TEST_CASE("a full backing store loses its oldest records, and every value read i
     }
     MESSAGE(present << " of 3000 keys present; " << s.tier_evictions << " dropped from the tier, "
                     << s.tier_write_failures << " refused");
-    CHECK(present >= s.items + s.tier_items / 2);
+    CHECK(present >= s.items);
     cache.clear();
     CHECK(disk.stats().bd_count == 0);
 }

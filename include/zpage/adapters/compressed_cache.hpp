@@ -18,9 +18,15 @@
 // of 1.125 x max_item_bytes per stream, two streams per hardware thread, made on first use), as a
 // store does not count them either.
 //
-// The allocator is shared by the shards and compaction is not run: an object never moves, so
-// owners need no relocation and the handle in an item is stable. Cost: after evictions, spans
-// pinned by one live object stay committed; a set may have to evict more than its own size.
+// The allocator is shared by the shards. Evictions free objects all over its spans, and a span
+// goes back (and its pages off the budget) only when its last object does: left alone, a full
+// cache keeps a fifth of its span memory in free slots. So objects move: each item holding
+// storage owns an id (its shard and a slot in the shard's owner table: 4 B in the item, 8 B a
+// slot), through which compaction (the allocator's, under its class lock) finds the item and
+// rewrites its handle, under the shard's mutex taken with try_lock (the cache's own order is the
+// shard's mutex, then the class lock: a busy shard's objects simply stay). A set runs compact()
+// when evictions have gone through 1/32 of the capacity since the last run and the spans are more
+// than 1/16 free slots.
 //
 // Thread safety: every member function may be called from any thread. Lock order: a codec
 // stream slot (taken before any lock), then one shard's mutex (never two), then the allocator's
@@ -487,7 +493,16 @@ public:
         const Status s = do_set(key, value);
         if constexpr (has_tier) finish_tier_work();
         if (!s) failed_sets_.fetch_add(1, std::memory_order_relaxed);
+        maybe_compact();
         return s;
+    }
+
+    // Moves objects out of sparse spans into fuller ones and gives the emptied spans' pages back
+    // (off the budget). Sets run it themselves as evictions fragment the spans (see the top of
+    // compressed_cache.hpp); an object whose shard is busy stays. Any thread.
+    CompactionResult compact() noexcept {
+        Owners owners{*this};
+        return allocator_.compact(owners);
     }
 
     // Replaces `out`'s contents with the value stored under `key` and returns its size.
@@ -606,7 +621,7 @@ private:
         large_object large;         // one that does not
         std::uint32_t value_bytes = 0;
         std::uint32_t stored_bytes = 0;  // compressed (< value_bytes), or value_bytes when raw
-        const Key* key = nullptr;        // the node's key: an evicted item's way back to its node
+        OwnerId owner = unmovable_owner;  // its storage's owner id (acquire_owner), while it holds storage
         // The hook's links thread the policy's queues (memory), the batch's ring (staging) or the
         // tier FIFO (stored), and its `bytes` is the record's length in the last two.
         [[no_unique_address]] std::conditional_t<has_tier, TierEntry, NoTier> tier;
@@ -632,7 +647,15 @@ private:
         std::size_t index_bytes = 0;  // before index: its allocator points here
         Index index;
         Eviction policy;
-        std::size_t charged_index_bytes = 0;  // index_bytes + key heap bytes, as charged to the budget
+        std::size_t number = 0;  // its place in shards_, part of its items' owner ids
+        // From a node's key to its item (the same in every node: they are one pair type).
+        std::ptrdiff_t key_to_item = 0;
+        // The owner table: slot -> the item whose storage it names, or a free slot holding
+        // (the next free slot << 1) | 1 (items are aligned, so the low bit tells them apart).
+        std::vector<std::uintptr_t> owners;
+        std::size_t free_owner_slot = no_free_owner_slot;  // head of the free slots' list
+        // index_bytes + key heap bytes + the owner table's capacity, as charged to the budget
+        std::size_t charged_index_bytes = 0;
         std::uint64_t hits = 0, misses = 0, sets = 0, evictions = 0;
         std::uint64_t bytes_stored = 0, bytes_compressed = 0;
         [[no_unique_address]] std::conditional_t<has_tier, TierShard, NoTier> tier;
@@ -705,8 +728,10 @@ private:
     // A Shard cannot move (its mutex; its index's allocator points into it): one allocation each.
     static std::vector<std::unique_ptr<Shard>> make_shards(const CacheConfig& config) {
         std::vector<std::unique_ptr<Shard>> shards;
-        for (std::size_t n = 0; n < config.shards; ++n)
+        for (std::size_t n = 0; n < config.shards; ++n) {
             shards.push_back(std::make_unique<Shard>(config.capacity_bytes / config.shards));
+            shards.back()->number = n;
+        }
         return shards;
     }
 
@@ -798,9 +823,10 @@ private:
                 if (!evict_one(shard, promoting)) return errc::memory_limit;
             }
         }
+        reserve_owner_slot(shard, promoting);
         Item fresh;
         for (;;) {
-            const Status s = allocate(stored, raw, fresh);
+            const Status s = allocate(shard, stored, raw, fresh);
             if (s) break;
             if (s.error() != errc::memory_limit || !evict_one(shard, promoting)) {
                 budget_.uncharge(reserved);
@@ -814,7 +840,7 @@ private:
             reserved = 0;
             Item& old = it->second;
             forget(shard, old);
-            move_storage(fresh, old);
+            move_storage(shard, fresh, old);
             old.hash = hash;
             old.bytes = static_cast<std::uint32_t>(storage_footprint(stored.size()));
             old.value_bytes = static_cast<std::uint32_t>(value_bytes);
@@ -825,7 +851,7 @@ private:
                 reserved = index_reservation(shard.index) + key_bytes;
                 while (!budget_.try_charge(reserved)) {
                     if (!evict_one(shard, promoting)) {
-                        free_storage(fresh);
+                        free_storage(shard, fresh);
                         return errc::memory_limit;
                     }
                 }
@@ -834,7 +860,7 @@ private:
             try {
                 it = shard.index.try_emplace(key).first;
             } catch (...) {
-                free_storage(fresh);
+                free_storage(shard, fresh);
                 budget_.uncharge(reserved);
                 return errc::out_of_memory;
             }
@@ -848,42 +874,139 @@ private:
             }
             shard.charged_index_bytes += grown;
             Item& item = it->second;
-            move_storage(fresh, item);
+            move_storage(shard, fresh, item);
             item.hash = hash;
             item.bytes = static_cast<std::uint32_t>(storage_footprint(stored.size()));
             item.value_bytes = static_cast<std::uint32_t>(value_bytes);
-            item.key = &it->first;
+            shard.key_to_item = reinterpret_cast<const char*>(&item) - reinterpret_cast<const char*>(&it->first);
             account(shard, item, +1);
             shard.policy.on_insert(item);
         }
         return errc::ok;
     }
 
-    // Makes `item`'s storage hold `stored`. Fails as the allocator does, allocating nothing.
-    Status allocate(std::span<const std::byte> stored, bool raw, Item& item) noexcept {
+    // Makes `item`'s storage hold `stored`, owned by a slot of the shard's owner table. Fails as
+    // the allocator does, allocating nothing. Under the shard's mutex.
+    Status allocate(Shard& shard, std::span<const std::byte> stored, bool raw, Item& item) noexcept {
         item.stored_bytes = static_cast<std::uint32_t>(stored.size());
+        item.owner = acquire_owner(shard, item);
+        Status s = errc::ok;
         if (stored.size() <= allocator_type::max_object_bytes) {
-            // The store's record for a page: huge = raw. Owner 0: objects never move (no compaction).
-            const Result<PageRecord> r = encoder_.adopt(stored, raw, 0);
-            if (!r) return r.error();
-            item.object = ObjectHandle{r->word};
-            return errc::ok;
+            const Result<PageRecord> r = encoder_.adopt(stored, raw, item.owner);  // the store's record: huge = raw
+            if (r) item.object = ObjectHandle{r->word};
+            s = r.status();
+        } else {
+            s = large_object::allocate(allocator_, budget_, stored, item.owner, item.large);
         }
-        return large_object::allocate(allocator_, budget_, stored, 0, item.large);
+        if (!s) release_owner(shard, std::exchange(item.owner, unmovable_owner));
+        return s;
     }
 
-    static void move_storage(Item& from, Item& to) noexcept {
+    void move_storage(Shard& shard, Item& from, Item& to) noexcept {
         to.object = std::exchange(from.object, ObjectHandle::null);
         to.large = std::move(from.large);
         to.stored_bytes = from.stored_bytes;
+        to.owner = std::exchange(from.owner, unmovable_owner);
+        if (to.owner != unmovable_owner) shard.owners[to.owner / shards_.size()] = reinterpret_cast<std::uintptr_t>(&to);
     }
 
-    void free_storage(Item& item) noexcept {
+    void free_storage(Shard& shard, Item& item) noexcept {
         if (item.object != ObjectHandle::null) {
             allocator_.deallocate(item.object);
             item.object = ObjectHandle::null;
         }
         item.large.free(allocator_, budget_);
+        release_owner(shard, std::exchange(item.owner, unmovable_owner));
+    }
+
+    // ---- owner ids, for compaction ----
+
+    // Owner id of the item in `slot` of shard `number`: slot * shards + number, below
+    // max_owner_id; an item past that (over 2^31 / shards in one shard) holds unmovable_owner.
+    static constexpr OwnerId unmovable_owner = max_owner_id;
+    static constexpr std::size_t no_free_owner_slot = SIZE_MAX >> 1;
+
+    // Grows the shard's owner table when it has no free slot, charging the growth to the budget
+    // (evicting for it as for any charge). When that fails the next item simply cannot move.
+    // Under the shard's mutex.
+    void reserve_owner_slot(Shard& shard, bool promoting) noexcept {
+        if (shard.free_owner_slot != no_free_owner_slot || shard.owners.size() < shard.owners.capacity()) return;
+        const std::size_t capacity = std::max<std::size_t>(64, shard.owners.capacity() * 2);
+        const std::size_t charge = (capacity - shard.owners.capacity()) * sizeof(std::uintptr_t);
+        while (!budget_.try_charge(charge)) {
+            if (!evict_one(shard, promoting)) return;
+            if (shard.free_owner_slot != no_free_owner_slot) return;  // the victim's slot will do
+        }
+        try {
+            shard.owners.reserve(capacity);
+        } catch (...) {
+            budget_.uncharge(charge);
+            return;
+        }
+        shard.charged_index_bytes += charge;
+    }
+
+    OwnerId acquire_owner(Shard& shard, Item& item) noexcept {
+        std::size_t slot = shard.free_owner_slot;
+        if (slot != no_free_owner_slot) {
+            shard.free_owner_slot = static_cast<std::size_t>(shard.owners[slot] >> 1);
+        } else if (shard.owners.size() < shard.owners.capacity()) {
+            slot = shard.owners.size();
+            shard.owners.push_back(0);  // within capacity: no allocation
+        } else {
+            return unmovable_owner;
+        }
+        const std::size_t id = slot * shards_.size() + shard.number;
+        if (id >= unmovable_owner) {  // over 2^31 / shards items in one shard: this one stays put
+            release_slot(shard, slot);
+            return unmovable_owner;
+        }
+        shard.owners[slot] = reinterpret_cast<std::uintptr_t>(&item);
+        return static_cast<OwnerId>(id);
+    }
+
+    void release_owner(Shard& shard, OwnerId owner) noexcept {
+        if (owner != unmovable_owner) release_slot(shard, owner / shards_.size());
+    }
+    static void release_slot(Shard& shard, std::size_t slot) noexcept {
+        shard.owners[slot] = (std::uintptr_t{shard.free_owner_slot} << 1) | 1;
+        shard.free_owner_slot = slot;
+    }
+    static Item* owner_item(const Shard& shard, std::size_t slot) noexcept {
+        if (slot >= shard.owners.size() || (shard.owners[slot] & 1) != 0) return nullptr;
+        return reinterpret_cast<Item*>(shard.owners[slot]);
+    }
+
+    // ObjectOwners for the allocator's compact(): called under a size-class lock, so it takes a
+    // shard's mutex only if it is free (the cache takes shard, then class), and declines otherwise.
+    struct Owners {
+        CompressedCache& cache;
+        template <class Copy>
+        bool relocate(OwnerId owner, ObjectHandle from, ObjectHandle to, Copy&& copy) noexcept {
+            if (owner == unmovable_owner) return false;
+            Shard& shard = *cache.shards_[owner % cache.shards_.size()];
+            std::unique_lock guard(shard.mutex, std::try_to_lock);
+            if (!guard.owns_lock()) return false;
+            Item* item = owner_item(shard, owner / cache.shards_.size());
+            if (item == nullptr) return false;
+            if (item->object == from) {
+                copy();
+                item->object = to;
+                return true;
+            }
+            return item->large.relocate(from, to, copy);
+        }
+    };
+
+    // Compacts when evictions have gone through 1/32 of the capacity since the last look and the
+    // spans hold more than 1/16 free slots. One thread at a time; the others go on.
+    void maybe_compact() noexcept {
+        if (evicted_bytes_.load(std::memory_order_relaxed) < config_.capacity_bytes / 32) return;
+        if (compacting_.exchange(true, std::memory_order_acquire)) return;
+        evicted_bytes_.store(0, std::memory_order_relaxed);
+        const AllocatorStats a = allocator_.stats();
+        if (a.span_bytes - std::min(a.span_bytes, a.object_bytes) > a.span_bytes / 16) compact();
+        compacting_.store(false, std::memory_order_release);
     }
 
     // Copies what `item` holds in memory (stored_bytes) to `out`. Under the shard's mutex.
@@ -929,7 +1052,7 @@ private:
         }
         shard.policy.on_remove(item);
         account(shard, item, -1);
-        free_storage(item);
+        free_storage(shard, item);
     }
 
     // Removes `it`'s item and gives back everything it held. Under the shard's mutex.
@@ -949,7 +1072,9 @@ private:
     }
 
     typename Index::iterator node_of(Shard& shard, const Item& item) noexcept {
-        const auto it = shard.index.find(*item.key);
+        // An evicted item's way back to its node: the key beside it in the node's pair.
+        const Key& key = *reinterpret_cast<const Key*>(reinterpret_cast<const char*>(&item) - shard.key_to_item);
+        const auto it = shard.index.find(key);
         ZPAGE_ASSERT(it != shard.index.end() && &it->second == &item);
         return it;
     }
@@ -968,10 +1093,11 @@ private:
         }
         Item& item = static_cast<Item&>(*victim);  // the hook is the item's base
         ++shard.evictions;
+        evicted_bytes_.fetch_add(item.bytes, std::memory_order_relaxed);
         account(shard, item, -1);
         bool staged = false;
         if constexpr (has_tier) staged = stage(shard, item);
-        free_storage(item);
+        free_storage(shard, item);
         if (!staged) erase_node(shard, node_of(shard, item));
         return true;
     }
@@ -1241,6 +1367,8 @@ private:
     std::size_t fixed_bytes_ = 0;
     [[no_unique_address]] Hash hasher_{};
     std::atomic<std::uint64_t> failed_sets_{0};
+    std::atomic<std::size_t> evicted_bytes_{0};  // storage evicted since maybe_compact last looked
+    std::atomic<bool> compacting_{false};
 };
 
 }  // namespace zpage
