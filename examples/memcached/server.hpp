@@ -29,6 +29,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "posix_io.hpp"  // zpage-bench's
 #include "session.hpp"
 
 namespace zpage_memcached {
@@ -39,28 +40,7 @@ inline constexpr std::size_t read_chunk_bytes = 64 * 1024;
 // A buffer this large is given back once it is empty, so idle connections cost little.
 inline constexpr std::size_t idle_buffer_bytes = 64 * 1024;
 
-class FileDescriptor {
-public:
-    FileDescriptor() = default;
-    explicit FileDescriptor(int fd) noexcept : fd_(fd) {}
-    FileDescriptor(FileDescriptor&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    FileDescriptor& operator=(FileDescriptor&& other) noexcept {
-        if (this != &other) {
-            reset();
-            fd_ = std::exchange(other.fd_, -1);
-        }
-        return *this;
-    }
-    ~FileDescriptor() { reset(); }
-    void reset() noexcept {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = -1;
-    }
-    [[nodiscard]] int get() const noexcept { return fd_; }
-
-private:
-    int fd_ = -1;
-};
+using FileDescriptor = zpage_bench::posix::UniqueFd;  // zpage-bench's owned descriptor
 
 [[noreturn]] inline void throw_errno(const std::string& what) {
     throw std::runtime_error(what + ": " + std::strerror(errno));
