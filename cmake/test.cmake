@@ -4,9 +4,11 @@
 #   release     every test, built with -Werror
 #   asan-ubsan  every test except the "package" ones (they build separate, uninstrumented projects)
 #   tsan        the "concurrency" tests only: TSan finds only races, and slows code 5-15x
+#   fuzz        every libFuzzer target for 60 s (clang, ASan+UBSan; tests/fuzz/run_fuzzers.sh)
 cmake_minimum_required(VERSION 3.25)
 # zpage-memcached's tests run real clients: pymemcache (with Debian's python3) and libmemcached's tools.
-set(ZPAGE_TEST_PACKAGES python3 python3-pymemcache libmemcached-tools)
+# The fuzz leg needs clang and its libFuzzer runtime.
+set(ZPAGE_TEST_PACKAGES python3 python3-pymemcache libmemcached-tools clang libclang-rt-14-dev)
 include("${CMAKE_CURRENT_LIST_DIR}/Prerequisites.cmake")
 
 get_filename_component(source_dir "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
@@ -61,6 +63,14 @@ foreach(leg IN ITEMS release asan-ubsan tsan)
     math(EXPR seconds "${now} - ${leg_start}")
     message(STATUS "==== ${leg}: passed in ${seconds} s")
 endforeach()
+
+string(TIMESTAMP leg_start "%s")
+message(STATUS "==== fuzz: every target for 60 s =====================================")
+run(fuzz "${source_dir}/tests/fuzz/run_fuzzers.sh" 60)
+string(TIMESTAMP now "%s")
+math(EXPR seconds "${now} - ${leg_start}")
+message(STATUS "==== fuzz: passed in ${seconds} s")
+
 string(TIMESTAMP now "%s")
 math(EXPR seconds "${now} - ${suite_start}")
 message(STATUS "==== all legs passed in ${seconds} s")
