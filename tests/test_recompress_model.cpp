@@ -73,6 +73,7 @@ TEST_CASE("a store that recompresses behaves like a map of pages") {
     CHECK(recompressed > 0);
     CHECK(grouped_loads > 0);
     static_cast<void>(store.compact());
+    CHECK(store.validate() == "");
     for (const auto& [index, which] : model) {
         REQUIRE(store.load(index, back));
         REQUIRE(back == pool[which]);
@@ -82,4 +83,5 @@ TEST_CASE("a store that recompresses behaves like a map of pages") {
     static_cast<void>(store.compact());
     CHECK(store.allocator().stats().objects == 0);
     CHECK(store.stats().compr_data_size == 0);
+    CHECK(store.validate() == "");
 }

@@ -2,6 +2,8 @@
 // memory, a corrupt stored page. Each gets a clear error and loses nothing that was stored.
 #include <zpage/zpage.hpp>
 
+#include <utility>
+
 #include "fixtures.hpp"
 
 namespace {
@@ -22,6 +24,12 @@ public:
         if (h) latest_[owner % latest_.size()] = *h;
         return h;
     }
+    // The next deallocate() forgets its object, as a store that lost track of one would.
+    void leak_next_free() const noexcept { leak_next_ = true; }
+    void deallocate(zpage::ObjectHandle handle) noexcept {
+        if (std::exchange(leak_next_, false)) return;
+        SizeClassAllocator::deallocate(handle);
+    }
     void damage(zpage::OwnerId owner) const {
         read(latest_[owner % latest_.size()], [](std::span<const std::byte> bytes) {
             auto* writable = const_cast<std::byte*>(bytes.data());  // the store's memory is writable
@@ -32,6 +40,7 @@ public:
 
 private:
     std::array<zpage::ObjectHandle, 16> latest_{};
+    mutable bool leak_next_ = false;  // set through the store's const allocator(), as damage() writes
 };
 
 struct RecordingTraits : zpage::DefaultTraits {
@@ -85,6 +94,7 @@ TEST_CASE("an OS that refuses memory fails the store and keeps the old page") {
         CHECK(back == old_page);
     }
     CHECK(store.stats().failed_writes > 0);
+    CHECK(store.validate() == "");  // the refused stores left no trace in the books
     CHECK(store.store(2047, incompressible()));  // the fault is gone: stores work again
 }
 
@@ -99,10 +109,24 @@ TEST_CASE("a corrupt stored page is reported, zeroed, and the others survive") {
     CHECK(st == zpage::errc::corrupt_data);
     CHECK(std::all_of(back.begin(), back.end(), [](std::byte x) { return x == std::byte{0}; }));
     CHECK(store.stats().failed_reads == 1);
+    CHECK(store.validate() == "");
     REQUIRE(store.load(1, back));
     CHECK(back == b);
     // Overwriting the damaged page repairs it.
     REQUIRE(store.store(0, a));
     REQUIRE(store.load(0, back));
     CHECK(back == a);
+}
+
+TEST_CASE("validate() names the figures that disagree with what the page table holds") {
+    zpage::CompressedPageStore<RecordingTraits> store(4);
+    REQUIRE(store.store(0, compressible(1)));
+    REQUIRE(store.store(1, compressible(2)));
+    CHECK(store.validate() == "");
+    store.allocator().leak_next_free();
+    REQUIRE(store.erase(1));  // its object stays in the allocator: a leak
+    const std::string problems = store.validate();
+    CHECK(problems.find("allocator objects: the page table holds 1, the books say 2") != std::string::npos);
+    CHECK(problems.find("mem_used_total") == std::string::npos);  // the leaked object's span is still charged
+    CHECK(problems.find("compr_data_size") == std::string::npos);
 }

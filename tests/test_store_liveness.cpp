@@ -121,6 +121,7 @@ TEST_CASE_TEMPLATE("stores, loads, erases, compaction and stats never deadlock",
         stored += store.contains(i);
     }
     CHECK(store.stats().orig_data_size == stored * page_size);
+    CHECK(store.validate() == "");
 }
 
 }  // namespace

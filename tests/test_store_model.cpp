@@ -58,6 +58,7 @@ TEST_CASE_TEMPLATE("the store behaves like a map of pages", Store, zpage::Lz4Sto
             ++compactions;
         }
         if (op % 4096 == 0) {
+            REQUIRE(store.validate() == "");
             const zpage::Stats s = store.stats();
             REQUIRE(s.orig_data_size == model.size() * 4096);
             REQUIRE(s.mem_used_total <= s.mem_used_max);

@@ -113,6 +113,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         const zpage::Stats s = store.stats();
         ZPAGE_FUZZ_CHECK(s.orig_data_size == pages_stored * 4096 && s.failed_reads == failed);
+        zpage_fuzz::check_books(store);
     }
     ZPAGE_FUZZ_CHECK(file.disk.stats().bd_count == 0);  // the store's records went with it
     return 0;

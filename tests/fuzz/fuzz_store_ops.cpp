@@ -6,7 +6,7 @@
 // arming the backing store's faults (EIO, ENOSPC, short writes, flipped bits). Checked after each:
 // a store that fails leaves the previous page; a load gives the model's page, or fails only while
 // read faults are armed; writeback and recompression fail only with the statuses they may;
-// orig_data_size counts exactly the model's pages. At the end, with faults cleared and no limit,
+// orig_data_size counts exactly the model's pages, and validate() finds the books balanced. At the end, with faults cleared and no limit,
 // every page reads back exact and erasing everything gives the memory back.
 //
 // Input: a choice byte (page size, direct reclaim), then operations of a few bytes each.
@@ -166,6 +166,7 @@ void run(zpage_fuzz::ByteReader& in, bool direct_reclaim) {
         }
         }
         ZPAGE_FUZZ_CHECK(store.stats().orig_data_size == stored_count() * PageSize);
+        zpage_fuzz::check_books(store);
     }
 
     // Nothing stored was lost: with no faults and no limit every page reads back exact.
@@ -179,6 +180,7 @@ void run(zpage_fuzz::ByteReader& in, bool direct_reclaim) {
     static_cast<void>(store.compact());
     const zpage::Stats s = store.stats();
     ZPAGE_FUZZ_CHECK(s.orig_data_size == 0 && s.compr_data_size == 0 && s.same_pages == 0 && s.huge_pages == 0);
+    zpage_fuzz::check_books(store);
     ZPAGE_FUZZ_CHECK(store.writeback_stats().written_back_pages == 0);
     ZPAGE_FUZZ_CHECK(s.mem_used_total >= empty.mem_used_total &&
                      s.mem_used_total <= empty.mem_used_total + zpage_fuzz::kept_descriptor_bytes);

@@ -82,8 +82,10 @@ bool decodes_exactly(std::span<const std::byte> bytes, std::span<std::byte> out)
 
 template <class Store>
 void check_empty_after_erase(Store& store, std::size_t pages, const zpage::Stats& empty) {
+    zpage_fuzz::check_books(store);
     for (std::size_t i = 0; i < pages; ++i) ZPAGE_FUZZ_CHECK(store.erase(i));
     static_cast<void>(store.compact());
+    zpage_fuzz::check_books(store);
     const zpage::Stats s = store.stats();
     ZPAGE_FUZZ_CHECK(s.orig_data_size == 0 && s.compr_data_size == 0 && s.huge_pages == 0);
     ZPAGE_FUZZ_CHECK(s.mem_used_total >= empty.mem_used_total &&

@@ -60,6 +60,16 @@ private:
     std::span<const std::byte> rest_;
 };
 
+// A store's validate() walk: any figure it finds off is a finding.
+template <class Store>
+void check_books(const Store& store) {
+    const std::string problems = store.validate();
+    if (!problems.empty()) {
+        std::fprintf(stderr, "the store's books do not balance:\n%s", problems.c_str());
+        std::abort();
+    }
+}
+
 // What an emptied, compacted store may hold beyond a new one: span descriptors' pages, charged
 // when a span id is first used and kept (allocator/span.hpp), and the unit table's blocks; these
 // targets' small stores use at most a few. A lost object shows in compr_data_size instead.
