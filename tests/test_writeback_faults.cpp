@@ -31,6 +31,7 @@ void check_failed_writeback_kept_everything(Fixture& f, const zpage::Stats& befo
     CHECK(zpage_test::count_flagged(f.store, PageFlag::under_writeback) == 0);
     CHECK(f.disk.stats().bd_count == 0);  // nothing of the batch kept
     CHECK(f.store.writeback_stats().failed_writebacks == 1);
+    CHECK(f.store.validate() == "");
     zpage_test::check_all(f.store, f.pages);
 }
 
@@ -77,6 +78,7 @@ TEST_CASE("a failure in a later batch keeps the batches before it written back")
     CHECK(r.pages == two_batches);
     CHECK(zpage_test::count_flagged(f.store, PageFlag::written_back) == r.pages);
     CHECK(zpage_test::count_flagged(f.store, PageFlag::under_writeback) == 0);
+    CHECK(f.store.validate() == "");
     zpage_test::check_all(f.store, f.pages);
 }
 
@@ -96,6 +98,7 @@ TEST_CASE("a bit flipped on the way back is corrupt_data, never wrong bytes, and
         CHECK(f.store.state(index).has(PageFlag::written_back));  // still there
     }
     CHECK(f.store.stats().failed_reads == before.failed_reads + 4);
+    CHECK(f.store.validate() == "");
     zpage_test::Page back{};
     REQUIRE(f.store.load(index, back));  // the record itself was never damaged
     CHECK(back == f.pages[index]);
