@@ -18,7 +18,7 @@ seconds=${1:?usage: tests/fuzz/run_fuzzers.sh SECONDS [TARGET...]}
 shift
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(fuzz_stored_bytes fuzz_store_ops fuzz_backing_read fuzz_swap_device fuzz_memcached_session)
+    targets=(fuzz_stored_bytes fuzz_store_ops fuzz_backing_read fuzz_swap_device fuzz_region fuzz_memcached_session)
 fi
 jobs=${ZPAGE_FUZZ_JOBS:-$(nproc)}
 
