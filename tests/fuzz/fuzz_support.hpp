@@ -97,3 +97,16 @@ inline void write_random_seeds(const std::string& dir, std::size_t count, std::s
 // Each target defines this too: writes its seed inputs (made from the page corpora where they
 // are, or from recorded sessions) into `dir`, which exists.
 extern "C" void zpage_fuzz_write_seeds(const char* dir);
+
+#ifdef ZPAGE_FUZZER
+// libFuzzer calls this before anything else. With ZPAGE_FUZZ_WRITE_SEEDS=DIR in the environment
+// the binary writes its seeds into DIR and exits (run_fuzzers.sh), so that the fuzz build needs no
+// replay binaries.
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+    if (const char* dir = std::getenv("ZPAGE_FUZZ_WRITE_SEEDS"); dir != nullptr && *dir != '\0') {
+        zpage_fuzz_write_seeds(dir);
+        std::exit(0);
+    }
+    return 0;
+}
+#endif

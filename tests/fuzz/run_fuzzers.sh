@@ -4,8 +4,8 @@
 #   tests/fuzz/run_fuzzers.sh 600                      # each target for 10 minutes
 #   tests/fuzz/run_fuzzers.sh 60 fuzz_store_ops        # one target for a minute
 #
-# Builds the "fuzz" preset (clang, libFuzzer) first. Each target starts from its seeds (written by
-# its replay binary from the page corpora, plus tests/fuzz/seeds/<target>/) and every earlier
+# Builds the "fuzz" preset (clang, libFuzzer) first. Each target starts from its seeds (that it
+# writes itself from the page corpora, plus tests/fuzz/seeds/<target>/) and every earlier
 # finding (tests/fuzz/regressions/<target>/); what it learns stays in build/fuzz/corpus/<target>/
 # for the next run. A finding (crash, failed check, timeout, leak) is copied into
 # tests/fuzz/regressions/<target>/, where ctest replays it in every leg from then on, and the
@@ -32,7 +32,7 @@ run_one() {
     local corpus=$build/corpus/$t findings=$build/findings/$t
     rm -rf "$findings"
     mkdir -p "$corpus" "$findings"
-    "$build/tests/fuzz/${t}_replay" --write-seeds "$corpus" >/dev/null
+    ZPAGE_FUZZ_WRITE_SEEDS=$corpus "$build/tests/fuzz/$t" >/dev/null 2>&1
     local extra=("$source_dir/tests/fuzz/regressions/$t")
     [ -d "$source_dir/tests/fuzz/seeds/$t" ] && extra+=("$source_dir/tests/fuzz/seeds/$t")
     # The first corpus directory takes what the fuzzer learns; the others are only read.
