@@ -120,4 +120,18 @@ private:
     std::mt19937_64 rng_;
 };
 
+// `count` pages of a PageSource seeded with `seed`, same-filled ones left out when `same_filled`
+// is false (they never reach a codec, an allocator or a backing store).
+inline std::vector<Page> sample_pages(std::uint64_t seed, std::size_t count, bool same_filled = true) {
+    std::vector<Page> pages;
+    PageSource source(seed);
+    while (pages.size() < count) {
+        const Page p = source.next();
+        bool same = true;  // one 8-byte word repeated
+        for (std::size_t off = 8; same && off < p.size(); off += 8) same = std::memcmp(p.data(), p.data() + off, 8) == 0;
+        if (same_filled || !same) pages.push_back(p);
+    }
+    return pages;
+}
+
 }  // namespace zpage_test

@@ -58,15 +58,8 @@ private:
 using FailingLz4 = Failing<zpage::Lz4>;
 using Store = zpage::CompressedPageStore<zpage::TraitsFor<FailingLz4>>;
 
-std::vector<zpage_test::Page> compressible_pages(std::size_t n) {
-    std::vector<zpage_test::Page> pages;
-    zpage_test::PageSource source(11);
-    while (pages.size() < n) {
-        const zpage_test::Page p = source.next();
-        if (!zpage::detail::same_fill_word<4096>(p)) pages.push_back(p);
-    }
-    return pages;
-}
+// Pages that reach the codec: not same-filled.
+std::vector<zpage_test::Page> compressible_pages(std::size_t n) { return zpage_test::sample_pages(11, n, false); }
 
 }  // namespace
 

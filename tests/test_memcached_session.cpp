@@ -3,7 +3,7 @@
 // into reads; pipelines longer than a
 // turn finish; bad lines, bad data blocks and oversized values get their errors and lose nothing;
 // counters wrap and floor as memcached's do.
-#include "server.hpp"  // commands_per_turn; and it must stand alone
+#include "memcached_conversation.hpp"
 
 #include <doctest/doctest.h>
 
@@ -14,41 +14,13 @@ namespace {
 
 using namespace zpage_memcached;
 
-struct Server {
-    explicit Server(std::size_t max_value = 1 << 20)
-        : backend(make_backend(zpage_bench::parse_algos("lz4").front(), EvictionChoice::s3fifo,
-                               zpage::CacheConfig{.capacity_bytes = 16 << 20, .shards = 2})),
-          items(*backend, max_value),
-          context{.settings = {}, .items = items, .connections = {}, .workers = {}, .verbosity = {}} {
-        context.workers.push_back(std::make_unique<CommandCounters>());
-    }
-    std::unique_ptr<CacheBackend> backend;
-    ItemStore items;
-    ServerContext context;
-    Scratch scratch;
-};
+using Server = zpage_memcached_test::InProcessServer;
 
 // Feeds `input` to a session in pieces cut at the given sizes (the rest in one), as reads would
 // deliver it, and returns all it replied.
 std::string converse(Server& server, std::string_view input, const std::vector<std::size_t>& cuts = {}) {
-    Session session(server.context, *server.context.workers[0], server.scratch);
-    std::string buffered, out;
-    std::size_t at = 0;
-    auto deliver = [&](std::size_t n) {
-        buffered.append(input.substr(at, n));
-        at += n;
-        for (;;) {  // as the event loop does: turn after turn while commands are used
-            const std::size_t used = session.process(buffered, out, commands_per_turn);
-            buffered.erase(0, used);
-            if (used == 0 || session.closing()) break;
-        }
-    };
-    for (const std::size_t cut : cuts) {
-        if (at >= input.size()) break;
-        deliver(std::min(cut, input.size() - at));
-    }
-    if (at < input.size()) deliver(input.size() - at);
-    return out;
+    std::size_t next = 0;
+    return zpage_memcached_test::converse_in_reads(server, input, [&] { return next < cuts.size() ? cuts[next++] : SIZE_MAX; });
 }
 
 // A conversation and the replies memcached 1.6.18 gave to it.

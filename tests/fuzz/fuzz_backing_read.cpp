@@ -29,15 +29,7 @@ using Store = zpage::CompressedPageStore<Traits>;
 constexpr std::size_t pages_stored = 24;
 
 const std::vector<zpage_test::Page>& pool() {
-    static const auto pages = [] {
-        std::vector<zpage_test::Page> out;
-        zpage_test::PageSource source(4);
-        while (out.size() < pages_stored) {
-            const zpage_test::Page p = source.next();
-            if (!zpage::detail::same_fill_word<4096>(p)) out.push_back(p);  // those are never written back
-        }
-        return out;
-    }();
+    static const auto pages = zpage_test::sample_pages(4, pages_stored, false);  // same-filled ones are never written back
     return pages;
 }
 

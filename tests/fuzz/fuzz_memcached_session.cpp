@@ -8,7 +8,7 @@
 // are then read back through a third session and must match between the two servers.
 //
 // Input: the client's bytes, as is (the seeds are recorded client sessions).
-#include "server.hpp"
+#include "../memcached_conversation.hpp"
 
 #include <xxhash.h>
 
@@ -22,43 +22,7 @@
 
 namespace {
 
-using namespace zpage_memcached;
-
-struct Server {
-    Server()
-        : backend(make_backend(zpage_bench::parse_algos("lz4").front(), EvictionChoice::s3fifo,
-                               zpage::CacheConfig{.capacity_bytes = 4 << 20, .shards = 2})),
-          items(*backend, 64 << 10),
-          context{.settings = {}, .items = items, .connections = {}, .workers = {}, .verbosity = {}} {
-        context.workers.push_back(std::make_unique<CommandCounters>());
-    }
-    std::unique_ptr<CacheBackend> backend;
-    ItemStore items;
-    ServerContext context;
-    Scratch scratch;
-};
-
-// Feeds `input` to one session in reads of the sizes `cut` gives (as the event loop does: turn
-// after turn while commands are used, with its per-turn command and output bounds), and returns
-// all it replied.
-template <class Cut>
-std::string converse(Server& server, std::string_view input, Cut&& cut) {
-    Session session(server.context, *server.context.workers[0], server.scratch);
-    std::string buffered, out;
-    std::size_t at = 0;
-    while (at < input.size() && !session.closing()) {
-        const std::size_t n = std::min(cut(), input.size() - at);
-        buffered.append(input.substr(at, n));
-        at += n;
-        for (;;) {
-            // Replies past this bound wait for the client to read them; the loop then goes on.
-            const std::size_t used = session.process(buffered, out, commands_per_turn, out.size() + (256 << 10));
-            buffered.erase(0, used);
-            if (used == 0 || session.closing()) break;
-        }
-    }
-    return out;
-}
+using zpage_memcached_test::converse_in_reads;
 
 std::string without_stat_lines(std::string_view replies) {
     std::string kept;
@@ -75,16 +39,20 @@ std::string without_stat_lines(std::string_view replies) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view input(reinterpret_cast<const char*>(data), size);
-    Server whole, pieces;
-    const std::string replies_whole = converse(whole, input, [] { return std::size_t(-1); });
+    // Small servers: two are made for every input. Replies past 256 KiB a turn wait for the
+    // client to read them, as the event loop's bound makes them.
+    constexpr std::size_t max_value = 64 << 10, capacity = 4 << 20, output_per_turn = 256 << 10;
+    zpage_memcached_test::InProcessServer whole(max_value, capacity), pieces(max_value, capacity);
+    const auto one_read = [] { return SIZE_MAX; };
+    const std::string replies_whole = converse_in_reads(whole, input, one_read, output_per_turn);
 
     std::uint64_t state = XXH3_64bits(data, size) | 1;
-    const std::string replies_cut = converse(pieces, input, [&] {
+    const std::string replies_cut = converse_in_reads(pieces, input, [&] {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
         return std::size_t{1} + (state % 3 == 0 ? state % 64 : state % 5);  // mostly tiny reads
-    });
+    }, output_per_turn);
     ZPAGE_FUZZ_CHECK(without_stat_lines(replies_whole) == without_stat_lines(replies_cut));
 
     // Both hold the same items: every key the input names reads back alike from each.
@@ -102,8 +70,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             gets.append("gets ").append(key).append("\r\n");
     }
     if (!gets.empty()) {
-        const auto one_read = [] { return std::size_t(-1); };
-        ZPAGE_FUZZ_CHECK(converse(whole, gets, one_read) == converse(pieces, gets, one_read));
+        ZPAGE_FUZZ_CHECK(converse_in_reads(whole, gets, one_read) == converse_in_reads(pieces, gets, one_read));
     }
     return 0;
 }

@@ -31,12 +31,7 @@ constexpr std::size_t min_budget_pages = 64;
 constexpr std::size_t region_pages = 160;
 
 const std::vector<zpage_test::Page>& pool() {
-    static const auto pages = [] {
-        std::vector<zpage_test::Page> out;
-        zpage_test::PageSource source(5);
-        while (out.size() < 24) out.push_back(source.next());
-        return out;
-    }();
+    static const auto pages = zpage_test::sample_pages(5, 24);
     return pages;
 }
 

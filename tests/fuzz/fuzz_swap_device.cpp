@@ -23,12 +23,7 @@ namespace {
 constexpr std::size_t slots = 64;
 
 const std::vector<zpage_test::Page>& pool() {
-    static const auto pages = [] {
-        std::vector<zpage_test::Page> out;
-        zpage_test::PageSource source(3);
-        while (out.size() < 24) out.push_back(source.next());
-        return out;
-    }();
+    static const auto pages = zpage_test::sample_pages(3, 24);
     return pages;
 }
 
