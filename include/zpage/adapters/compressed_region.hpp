@@ -15,7 +15,10 @@
 // swept is then write-protected (one TLB flush), which samples writes (below). Because the move is
 // atomic, a write racing with an eviction faults and waits for the page; it is never lost. A page
 // the store cannot return (corrupt data) is poisoned (UFFDIO_POISON): its access raises SIGBUS, as
-// memory that failed does, never wrong bytes.
+// memory that failed does, never wrong bytes. A call the kernel refuses (short of memory, the
+// address space changing) leaves the page as it was, stored copy and all, and wakes whoever waits
+// on it to fault or write again (a failed call wakes no one): a refusal costs a retry, never a
+// page.
 //
 // When: a background evictor keeps the resident pages under the budget's high mark (the kernel's
 // kswapd, with free memory between the low and high marks), so that the faulting path rarely
@@ -427,8 +430,10 @@ private:
             if (s == resident) {
                 // Another fault on it was resolved first (a wake-up, the page being there), or the
                 // program discarded the page (madvise): the zero page. Claimed first, so that it
-                // cannot be evicted in between and then read as zeros.
-                if (detail::uffd::zero(fd_, page_at(p), page_bytes) == EEXIST) detail::uffd::wake(fd_, page_at(p), page_bytes);
+                // cannot be evicted in between and then read as zeros. A call that fails wakes no
+                // one: on EEXIST the page is there; on any other error the thread faults again.
+                if (detail::uffd::zero(fd_, page_at(p), page_bytes) != 0)
+                    detail::uffd::wake(fd_, page_at(p), page_bytes);
                 state_[p].store(resident, std::memory_order_release);
                 return;
             }
@@ -446,21 +451,26 @@ private:
                 lost = true;
                 error = detail::uffd::poison(fd_, page_at(p), page_bytes);
             }
-            if (error == EEXIST && from_store) {
-                // The page is there although its state says evicted: keep the stored copy (a page
-                // is never lost for a message that came late), and let the fault retry.
+            if (error == EAGAIN && !stopping_.load(std::memory_order_relaxed)) {
+                // The address space is changing (mremap, a discard): the fault stays pending and
+                // the kernel asks for the call again.
+                state_[p].store(s, std::memory_order_release);
+                std::this_thread::yield();
+                continue;
+            }
+            if (error != 0 && (error != EEXIST || from_store)) {
+                // Refused, and a failed call wakes no one: the page keeps its state and a stored
+                // page its copy (a page is never lost for a message that came late, nor for a
+                // kernel short of memory), and the thread is woken to retry its access. It then
+                // finds the page there (EEXIST), or faults again for another try (ENOMEM), or
+                // meets what its mapping became (ENOENT: SIGSEGV where the region was unmapped).
                 state_[p].store(s, std::memory_order_release);
                 detail::uffd::wake(fd_, page_at(p), page_bytes);
                 return;
             }
-            if (error != 0 && error != EEXIST) {
-                // The kernel refused: the address space changing (EAGAIN: the fault stays pending,
-                // try again), or going (the process exiting).
-                state_[p].store(s, std::memory_order_release);
-                if (error != EAGAIN || stopping_.load(std::memory_order_relaxed)) return;
-                std::this_thread::yield();
-                continue;
-            }
+            // Resolved; EEXIST on a zero fill too: a page is there, as good as the zero page for
+            // one never written, but nothing woke the thread.
+            if (error == EEXIST) detail::uffd::wake(fd_, page_at(p), page_bytes);
             if (from_store) {
                 static_cast<void>(store_.erase(p));
                 swapped_.fetch_sub(1, std::memory_order_relaxed);
@@ -488,7 +498,13 @@ private:
             // and they fault again as on a missing page. Else a stale message.
             if (s != resident) return;
             if (!state_[p].compare_exchange_strong(s, serving, std::memory_order_acq_rel)) continue;
-            static_cast<void>(detail::uffd::write_protect(fd_, page_at(p), page_bytes, false));
+            if (detail::uffd::write_protect(fd_, page_at(p), page_bytes, false) != 0) {
+                // Refused (the address space changing), and the writer not woken: it writes
+                // again, faulting again while the page is still protected.
+                state_[p].store(resident, std::memory_order_release);
+                detail::uffd::wake(fd_, page_at(p), page_bytes);
+                return;
+            }
             bits_[p].store(static_cast<std::uint8_t>(bits_[p].load(std::memory_order_relaxed) | referenced),
                            std::memory_order_relaxed);
             detail::add_counter(counters_.write_faults, 1);
@@ -599,20 +615,21 @@ private:
     // waiting on it; a page the store refuses goes back. Returns 1 when it went.
     std::size_t evict_page(std::size_t p, std::byte* staging) noexcept {
         const int moved = detail::uffd::move(fd_, staging, page_at(p), page_bytes);
-        if (moved == ENOENT) {  // the program discarded it: it reads as zeros, as never written
-            resident_.fetch_sub(1, std::memory_order_relaxed);
-            state_[p].store(untouched, std::memory_order_release);
-            return 0;
-        }
         if (moved != 0) {
-            state_[p].store(resident, std::memory_order_release);
+            if (moved == ENOENT) {  // the program discarded it: it reads as zeros, as never written
+                resident_.fetch_sub(1, std::memory_order_relaxed);
+                state_[p].store(untouched, std::memory_order_release);
+            } else {  // refused (EBUSY: pinned, or shared with a child; EAGAIN; ENOMEM): it stays
+                state_[p].store(resident, std::memory_order_release);
+            }
+            // A writer that met the page's write protection meanwhile found it moving and waits
+            // for this wake-up (a failed move wakes no one): it writes again, to whatever is there.
+            detail::uffd::wake(fd_, page_at(p), page_bytes);
             return 0;
         }
         const bool stored = store_.store(p, std::span<const std::byte, page_bytes>(staging, page_bytes)).ok();
         if (!stored) {
-            // Back where it was: its faults wait for this, so the region's page is still absent.
-            if (detail::uffd::move(fd_, page_at(p), staging, page_bytes) != 0)
-                static_cast<void>(detail::uffd::copy(fd_, page_at(p), staging, page_bytes));
+            put_back(p, staging);
             detail::add_counter(counters_.failed_swap_outs, 1);
         } else {
             swapped_.fetch_add(1, std::memory_order_relaxed);
@@ -622,6 +639,20 @@ private:
         state_[p].store(stored ? evicted : resident, std::memory_order_release);
         detail::uffd::wake(fd_, page_at(p), page_bytes);
         return stored ? 1 : 0;
+    }
+
+    // Puts page p, which the store refused, back from `staging`. Its faults wait for this, so its
+    // place in the region is empty, and the staging page is dropped with the batch: a put-back
+    // given up would leave a page that reads as zeros. So it is tried again (UFFDIO_MOVE, then
+    // UFFDIO_COPY, which needs a free page) until one is taken, or the region is being destroyed.
+    // EEXIST from the copy is the kernel's word that a page is there.
+    void put_back(std::size_t p, std::byte* staging) noexcept {
+        while (!stopping_.load(std::memory_order_relaxed)) {
+            if (detail::uffd::move(fd_, page_at(p), staging, page_bytes) == 0) return;
+            const int copied = detail::uffd::copy(fd_, page_at(p), staging, page_bytes);
+            if (copied == 0 || copied == EEXIST) return;
+            std::this_thread::yield();
+        }
     }
 
     Store& store_;

@@ -1,5 +1,7 @@
 // zpage internal: the userfaultfd calls a compressed region makes, with the constants of kernels
-// newer than the build machine's headers (UFFDIO_MOVE: Linux 6.8).
+// newer than the build machine's headers (UFFDIO_MOVE: Linux 6.8), in one place, so that tests can
+// make any call that resolves, moves or protects a page fail with a chosen errno (fault_injector),
+// as file_io.hpp does for the backing stores' I/O.
 #pragma once
 
 #include <fcntl.h>
@@ -8,6 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -15,6 +18,30 @@
 #include <string>
 
 namespace zpage::detail::uffd {
+
+// The calls a test can make fail: those that change a page of a registered range.
+enum class Call : std::uint8_t {
+    copy,       // UFFDIO_COPY: a page's bytes into an absent page
+    zero,       // UFFDIO_ZEROPAGE
+    move,       // UFFDIO_MOVE
+    poison,     // UFFDIO_POISON
+    protect,    // UFFDIO_WRITEPROTECT, setting the protection
+    unprotect,  // UFFDIO_WRITEPROTECT, lifting it (and waking the writers)
+    count
+};
+
+// Test hook: when set, consulted before each of those calls with the call, its destination and
+// its source (0 where it has none; the range's start for the range calls). A nonzero result is
+// an errno the call returns instead of asking the kernel, so the pages stay as they were and no
+// waiting thread is woken, as when the kernel refuses. Unset, a call costs one atomic load more.
+using FaultInjector = int (*)(Call call, std::uintptr_t dst, std::uintptr_t src) noexcept;
+inline std::atomic<FaultInjector> fault_injector{nullptr};
+
+[[nodiscard]] inline int injected(Call call, const void* dst, const void* src = nullptr) noexcept {
+    const FaultInjector hook = fault_injector.load(std::memory_order_acquire);
+    return hook != nullptr ? hook(call, reinterpret_cast<std::uintptr_t>(dst), reinterpret_cast<std::uintptr_t>(src))
+                           : 0;
+}
 
 #ifndef UFFD_FEATURE_MOVE
 inline constexpr std::uint64_t feature_move = std::uint64_t{1} << 16;
@@ -107,6 +134,7 @@ inline void unregister(int fd, void* start, std::size_t bytes) noexcept {
 // The result of an ioctl that resolves a fault: 0, or the errno (EEXIST: the page was there).
 // With `write_protected`, the page is installed write-protected: a write to it faults.
 inline int copy(int fd, void* dst, const void* src, std::size_t bytes, bool write_protected = false) noexcept {
+    if (const int error = injected(Call::copy, dst, src); error != 0) return error;
     uffdio_copy c{};
     c.dst = reinterpret_cast<std::uintptr_t>(dst);
     c.src = reinterpret_cast<std::uintptr_t>(src);
@@ -125,11 +153,13 @@ int range_ioctl(int fd, unsigned long request, void* dst, std::size_t bytes) noe
 }
 
 inline int zero(int fd, void* dst, std::size_t bytes) noexcept {
+    if (const int error = injected(Call::zero, dst); error != 0) return error;
     return range_ioctl<uffdio_zeropage>(fd, UFFDIO_ZEROPAGE, dst, bytes);
 }
 
 // Moves the page(s) at `src` to `dst` (whose page must be absent): afterwards `src` is absent.
 inline int move(int fd, void* dst, void* src, std::size_t bytes) noexcept {
+    if (const int error = injected(Call::move, dst, src); error != 0) return error;
     uffdio_move m{};
     m.dst = reinterpret_cast<std::uintptr_t>(dst);
     m.src = reinterpret_cast<std::uintptr_t>(src);
@@ -138,12 +168,14 @@ inline int move(int fd, void* dst, void* src, std::size_t bytes) noexcept {
 }
 
 inline int poison(int fd, void* dst, std::size_t bytes) noexcept {
+    if (const int error = injected(Call::poison, dst); error != 0) return error;
     return range_ioctl<uffdio_poison>(fd, ioctl_poison, dst, bytes);
 }
 
 // Write-protects the present pages of a range (one TLB flush for all of them), or lifts the
 // protection and wakes the writers waiting on it. Returns 0 or the errno.
 inline int write_protect(int fd, void* start, std::size_t bytes, bool protect) noexcept {
+    if (const int error = injected(protect ? Call::protect : Call::unprotect, start); error != 0) return error;
     uffdio_writeprotect wp{};
     wp.range.start = reinterpret_cast<std::uintptr_t>(start);
     wp.range.len = bytes;
