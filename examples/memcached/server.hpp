@@ -6,7 +6,12 @@
 // - a connection whose replies pile up past `max_pending_output` is not read from until the
 //   client has taken them (memcached's "conn_yields" and write backpressure);
 // - a line that grows past its limit without a newline closes the connection (protocol.hpp);
-// - a peer that hangs up or errs is closed at once, its half-read command dropped.
+// - a peer that errs is closed at once, its half-read command dropped; one that hangs up, or quits,
+//   is closed once the replies to what it sent before are out;
+// - a system call that fails on one connection (recv, send, epoll_ctl) closes that connection
+//   alone; EINTR, EAGAIN and short transfers are no failures. accept failing for want of
+//   descriptors or memory pauses accepting for a moment rather than spinning on the listener.
+// Every socket and epoll call goes through socket_calls.hpp, where tests make them fail.
 #pragma once
 
 #include <arpa/inet.h>
@@ -31,6 +36,7 @@
 
 #include "posix_io.hpp"  // zpage-bench's
 #include "session.hpp"
+#include "socket_calls.hpp"
 
 namespace zpage_memcached {
 
@@ -39,6 +45,8 @@ inline constexpr std::size_t max_pending_output = std::size_t{4} << 20;
 inline constexpr std::size_t read_chunk_bytes = 64 * 1024;
 // A buffer this large is given back once it is empty, so idle connections cost little.
 inline constexpr std::size_t idle_buffer_bytes = 64 * 1024;
+// How long a worker stops accepting when accept4 fails for want of descriptors or memory.
+inline constexpr std::chrono::milliseconds accept_pause{100};
 
 using FileDescriptor = zpage_bench::posix::UniqueFd;  // zpage-bench's owned descriptor
 
@@ -89,8 +97,10 @@ public:
         epoll_ = FileDescriptor(::epoll_create1(EPOLL_CLOEXEC));
         wake_ = FileDescriptor(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
         if (epoll_.get() < 0 || wake_.get() < 0) throw_errno("epoll");
-        add(wake_.get(), EPOLLIN, &wake_);
-        for (const auto& l : listeners_) add(l.get(), EPOLLIN | EPOLLEXCLUSIVE, &l);
+        if (!watch_descriptor(wake_.get(), EPOLLIN, &wake_)) throw_errno("epoll_ctl");
+        for (const auto& l : listeners_) {
+            if (!watch_descriptor(l.get(), EPOLLIN | EPOLLEXCLUSIVE, &l)) throw_errno("epoll_ctl");
+        }
     }
     ~Worker() {
         for (Connection* c : connections_) delete c;
@@ -102,8 +112,9 @@ public:
     void run() {
         std::vector<epoll_event> events(256);
         while (!stopping_.load(std::memory_order_relaxed)) {
-            const int timeout = !ready_.empty() ? 0 : accept_paused_ ? 100 : -1;
-            const int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), timeout);
+            const int timeout = !ready_.empty() ? 0 : accept_paused_ ? static_cast<int>(accept_pause.count()) : -1;
+            const int n =
+                socket_calls::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), timeout);
             if (n < 0 && errno != EINTR) throw_errno("epoll_wait");
             for (int i = 0; i < n; ++i) dispatch(events[static_cast<std::size_t>(i)]);
             serve_ready();
@@ -131,15 +142,19 @@ private:
         std::size_t out_sent = 0;
         std::uint32_t events = 0;  // what epoll waits for now
         bool peer_gone = false;    // read() saw the end of the stream
+        // Nothing more to run (quit, a line too long, or the peer hung up): closed once `out` is
+        // sent, by flush(); until then it waits for room to send, not for input.
+        bool close_when_sent = false;
         bool closed = false;
-        bool ready = false;        // in ready_: input left over that may hold whole commands
+        bool ready = false;  // in ready_: input left over that may hold whole commands
     };
 
-    void add(int fd, std::uint32_t events, const void* tag) {
+    // Adds `fd` to the epoll set; false with errno set when the kernel refuses.
+    bool watch_descriptor(int fd, std::uint32_t events, const void* tag) noexcept {
         epoll_event ev{};
         ev.events = events;
         ev.data.ptr = const_cast<void*>(tag);
-        if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) throw_errno("epoll_ctl");
+        return socket_calls::epoll_control(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) == 0;
     }
 
     void dispatch(const epoll_event& ev) {
@@ -163,16 +178,22 @@ private:
 
     void accept_all(int listener) {
         for (;;) {
-            const int fd = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            const int fd = socket_calls::accept(listener);
             if (fd < 0) {
-                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) pause_accepting();
-                return;  // EAGAIN: another worker took it, or none is left
+                const int error = errno;
+                if (error == EAGAIN || error == EWOULDBLOCK) return;  // another worker took it, or none is left
+                // Interrupted, or one connection dropped before it was taken: the next may be fine.
+                if (error == EINTR || socket_calls::dropped_one_connection(error)) continue;
+                // EMFILE, ENFILE, ENOBUFS, ENOMEM, or an error not foreseen: the connection stays
+                // queued and the listener readable, so that trying again at once would spin.
+                pause_accepting(error);
+                return;
             }
             ConnectionCounters& counts = server_.connections;
             if (counts.curr_connections.load() >= server_.settings.max_connections) {
                 counts.rejected_connections.fetch_add(1);
-                [[maybe_unused]] const auto ignored = ::send(fd, reply::too_many_connections.data(),
-                                                             reply::too_many_connections.size(), MSG_NOSIGNAL);
+                [[maybe_unused]] const auto ignored =
+                    socket_calls::send(fd, reply::too_many_connections.data(), reply::too_many_connections.size());
                 ::close(fd);
                 continue;
             }
@@ -183,8 +204,8 @@ private:
             epoll_event ev{};
             ev.events = c->events;
             ev.data.ptr = c;
-            if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
-                delete c;
+            if (socket_calls::epoll_control(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
+                delete c;  // ENOMEM, ENOSPC (max_user_watches): closed before it was served or counted
                 continue;
             }
             connections_.insert(c);
@@ -194,18 +215,32 @@ private:
         }
     }
 
-    // Out of descriptors: stop taking connections for a moment rather than spin on the listener.
-    void pause_accepting() {
-        if (accept_paused_) return;
-        for (const auto& l : listeners_) ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, l.get(), nullptr);
+    // Out of descriptors or memory: stop taking connections for accept_pause rather than spin on
+    // the listener (memcached too stops accepting for a while). Every listener leaves this
+    // worker's epoll set, also one that a partial resume_accepting() armed again (ENOENT for the
+    // others is harmless); the connections it serves are served as before.
+    void pause_accepting(int error) {
+        for (const auto& l : listeners_)
+            static_cast<void>(socket_calls::epoll_control(epoll_.get(), EPOLL_CTL_DEL, l.get(), nullptr));
         accept_paused_ = true;
-        accept_resume_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+        accept_resume_ = std::chrono::steady_clock::now() + accept_pause;
         if (server_.verbosity.load(std::memory_order_relaxed) > 0)
-            std::fprintf(stderr, "zpage-memcached: out of file descriptors; not accepting for 100 ms\n");
+            std::fprintf(stderr, "zpage-memcached: accept: %s; not accepting for %lld ms\n", std::strerror(error),
+                         static_cast<long long>(accept_pause.count()));
     }
+    // Arms the listeners again. One the kernel will not take back now (ENOMEM, ENOSPC) keeps the
+    // worker paused for another accept_pause: throwing here, as at start-up, would end the whole
+    // server over the shortage it is waiting out. EEXIST: armed by an earlier, partial resume.
     void resume_accepting() {
-        for (const auto& l : listeners_) add(l.get(), EPOLLIN | EPOLLEXCLUSIVE, &l);
-        accept_paused_ = false;
+        bool all_armed = true;
+        for (const auto& l : listeners_) {
+            if (!watch_descriptor(l.get(), EPOLLIN | EPOLLEXCLUSIVE, &l) && errno != EEXIST) all_armed = false;
+        }
+        if (all_armed) {
+            accept_paused_ = false;
+        } else {
+            accept_resume_ = std::chrono::steady_clock::now() + accept_pause;
+        }
     }
 
     // Reads what the socket has; false when the connection was closed.
@@ -221,16 +256,17 @@ private:
             }
             const std::size_t old = c.in.size();
             c.in.resize(old + read_chunk_bytes);
-            const ssize_t got = ::recv(c.fd.get(), c.in.data() + old, read_chunk_bytes, 0);
+            const ssize_t got = socket_calls::receive(c.fd.get(), c.in.data() + old, read_chunk_bytes);
+            const int error = errno;  // kept before anything else can change it
             c.in.resize(old + (got > 0 ? static_cast<std::size_t>(got) : 0));
             if (got > 0) continue;
             if (got == 0) {
                 c.peer_gone = true;
                 return true;
             }
-            if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
-            if (errno == EINTR) continue;
-            close(c);
+            if (error == EAGAIN || error == EWOULDBLOCK) return true;
+            if (error == EINTR) continue;
+            close(c);  // ECONNRESET, ETIMEDOUT, ENOMEM...: a data block half read is dropped, not stored
             return false;
         }
     }
@@ -240,7 +276,6 @@ private:
     void serve(Connection& c) {
         if (c.closed) return;
         if (pending_output(c) > max_pending_output) return watch(c);  // flush() requeues it
-        const std::size_t before = c.out.size();
         const std::string_view input = std::string_view(c.in).substr(c.in_used);
         const std::size_t used = c.session.process(input, c.out, commands_per_turn, max_pending_output);
         c.in_used += used;
@@ -253,12 +288,14 @@ private:
             c.in.erase(0, c.in_used);
             c.in_used = 0;
         }
-        CommandCounters::bump(counters_.bytes_written, c.out.size() - before);
+        // A get that process() stopped at max_pending_output used no input yet has more to run: it
+        // resumes once the replies are out (flush() requeues the connection), hung up or not.
+        const bool resumes_when_sent = c.in_used < c.in.size() && c.out.size() >= max_pending_output;
+        // Closed only once its replies are out: a send that found no room (EAGAIN) resumes, as for
+        // any connection, rather than cut the reply before a quit or a hang-up short.
+        if (c.session.closing() || (c.peer_gone && !more && !resumes_when_sent)) c.close_when_sent = true;
         if (!flush(c)) return;
-        if (c.session.closing() || (c.peer_gone && !more)) {
-            close(c);
-            return;
-        }
+        if (c.close_when_sent) return;  // flush() closes it once the rest is sent
         if (more && !c.ready) {
             c.ready = true;
             ready_.push_back(&c);
@@ -278,50 +315,63 @@ private:
 
     static std::size_t pending_output(const Connection& c) noexcept { return c.out.size() - c.out_sent; }
 
-    // Sends what it can; false when the connection was closed.
+    // Sends what it can, from where the last send stopped; false when the connection was closed
+    // (a send or epoll_ctl failed, or it was done and all is sent): the caller must then leave it,
+    // and above all not queue it in ready_, since it is freed at the end of this round.
     bool flush(Connection& c) {
         while (pending_output(c) > 0) {
-            const ssize_t sent = ::send(c.fd.get(), c.out.data() + c.out_sent, pending_output(c), MSG_NOSIGNAL);
+            const ssize_t sent = socket_calls::send(c.fd.get(), c.out.data() + c.out_sent, pending_output(c));
             if (sent > 0) {
                 c.out_sent += static_cast<std::size_t>(sent);
+                // As memcached's: the bytes the sockets took, not those meant for a client that failed.
+                CommandCounters::bump(counters_.bytes_written, static_cast<std::uint64_t>(sent));
                 continue;
             }
             if (sent < 0 && errno == EINTR) continue;
-            if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-            close(c);  // EPIPE, ECONNRESET: the client is gone
+            if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;  // watch() waits for room
+            // EPIPE, ECONNRESET...: the client is gone. Whatever it got of a reply ends with the
+            // connection, never followed by more, so it cannot pass for a whole one.
+            close(c);
             return false;
         }
         if (pending_output(c) == 0) {
             c.out.clear();
             c.out_sent = 0;
             if (c.out.capacity() > idle_buffer_bytes) c.out.shrink_to_fit();
+            if (c.close_when_sent) {
+                close(c);
+                return false;
+            }
             if (c.in_used < c.in.size() && !c.ready) {  // input held back while replies piled up
                 c.ready = true;
                 ready_.push_back(&c);
             }
         }
         watch(c);
-        return true;
+        return !c.closed;  // watch() closes it when epoll_ctl fails
     }
 
     // Waits for input unless replies pile up; for room to send while any are pending.
     void watch(Connection& c) {
         if (c.closed) return;
         std::uint32_t events = 0;
-        if (pending_output(c) <= max_pending_output && !c.peer_gone) events |= EPOLLIN | EPOLLRDHUP;
+        if (pending_output(c) <= max_pending_output && !c.peer_gone && !c.close_when_sent)
+            events |= EPOLLIN | EPOLLRDHUP;
         if (pending_output(c) > 0) events |= EPOLLOUT;
         if (events == c.events) return;
         c.events = events;
         epoll_event ev{};
         ev.events = events;
         ev.data.ptr = &c;
-        if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, c.fd.get(), &ev) != 0) close(c);
+        // ENOMEM...: epoll can no longer tell when this connection is ready, so it cannot be served.
+        if (socket_calls::epoll_control(epoll_.get(), EPOLL_CTL_MOD, c.fd.get(), &ev) != 0) close(c);
     }
 
     void close(Connection& c) {
         if (c.closed) return;
         c.closed = true;
-        ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c.fd.get(), nullptr);
+        // A failed DEL changes nothing: closing the descriptor (its only one) takes it out of the set.
+        static_cast<void>(socket_calls::epoll_control(epoll_.get(), EPOLL_CTL_DEL, c.fd.get(), nullptr));
         if (server_.verbosity.load(std::memory_order_relaxed) > 1)
             std::fprintf(stderr, "<%d connection closed\n", c.fd.get());
         c.fd.reset();
