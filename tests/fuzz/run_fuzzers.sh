@@ -4,6 +4,7 @@
 #   tests/fuzz/run_fuzzers.sh 600                      # each target for 10 minutes
 #   tests/fuzz/run_fuzzers.sh 60 fuzz_store_ops        # one target for a minute
 #
+# ZPAGE_FUZZ_JOBS: how many targets run at once (default: the number of cores).
 # Builds the "fuzz" preset (clang, libFuzzer) first. Each target starts from its seeds (that it
 # writes itself from the page corpora, plus tests/fuzz/seeds/<target>/) and every earlier
 # finding (tests/fuzz/regressions/<target>/); what it learns stays in build/fuzz/corpus/<target>/
@@ -33,16 +34,21 @@ run_one() {
     rm -rf "$findings"
     mkdir -p "$corpus" "$findings"
     ZPAGE_FUZZ_WRITE_SEEDS=$corpus "$build/tests/fuzz/$t" >/dev/null 2>&1
+    mkdir -p "$source_dir/tests/fuzz/regressions/$t"
     local extra=("$source_dir/tests/fuzz/regressions/$t")
     [ -d "$source_dir/tests/fuzz/seeds/$t" ] && extra+=("$source_dir/tests/fuzz/seeds/$t")
     # The first corpus directory takes what the fuzzer learns; the others are only read.
+    local rc=0
     "$build/tests/fuzz/$t" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=4096 -print_final_stats=1 \
-        -artifact_prefix="$findings/" "$corpus" "${extra[@]}" >"$build/logs/$t.log" 2>&1 || true
+        -artifact_prefix="$findings/" "$corpus" "${extra[@]}" >"$build/logs/$t.log" 2>&1 || rc=$?
     local found
     found=$(find "$findings" -type f | wc -l)
     local execs
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$build/logs/$t.log" | grep -o '[0-9]*$' || echo "?")
-    if [ "$found" -eq 0 ]; then
+    if [ "$found" -eq 0 ] && [ "$rc" -ne 0 ]; then
+        echo "[fuzz] $t: the fuzzer stopped with status $rc before fuzzing (log: build/fuzz/logs/$t.log)"
+        return 1
+    elif [ "$found" -eq 0 ]; then
         echo "[fuzz] $t: ${seconds} s, $execs inputs, no finding"
     else
         mkdir -p "$source_dir/tests/fuzz/regressions/$t"
