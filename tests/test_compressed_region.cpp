@@ -16,6 +16,7 @@
 #include <random>
 #include <thread>
 
+#include "sigbus.hpp"
 #include "watchdog.hpp"
 #include "writeback_fixtures.hpp"
 
@@ -57,26 +58,8 @@ struct HoldableStore : zpage::Lz4Store {
     }
 };
 
-// volatile: its stores must not move past the read that may raise the signal.
-thread_local sigjmp_buf* volatile bus_jump = nullptr;
-
-void on_sigbus(int) {
-    if (bus_jump != nullptr) ::siglongjmp(*bus_jump, 1);
-    std::abort();
-}
-
-// Reads the byte at p; false when the read raised SIGBUS.
-bool read_or_sigbus(const std::byte* p, std::byte& value) {
-    sigjmp_buf jump;
-    if (::sigsetjmp(jump, 1) != 0) {
-        bus_jump = nullptr;
-        return false;
-    }
-    bus_jump = &jump;
-    value = *static_cast<const volatile std::byte*>(p);
-    bus_jump = nullptr;
-    return true;
-}
+using zpage_test::on_sigbus;
+using zpage_test::read_or_sigbus;
 
 }  // namespace
 

@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "sigbus.hpp"
 #include "watchdog.hpp"
 #include "writeback_fixtures.hpp"
 
@@ -267,26 +268,8 @@ std::string name_of(int error) {
 
 // ---- SIGBUS, from a poisoned page ----
 
-// volatile: its stores must not move past the read that may raise the signal.
-thread_local sigjmp_buf* volatile bus_jump = nullptr;
-
-void on_sigbus(int) {
-    if (bus_jump != nullptr) ::siglongjmp(*bus_jump, 1);
-    std::abort();
-}
-
-// Reads the byte at p; false when the read raised SIGBUS.
-bool read_or_sigbus(const std::byte* p, std::byte& value) {
-    sigjmp_buf jump;
-    if (::sigsetjmp(jump, 1) != 0) {
-        bus_jump = nullptr;
-        return false;
-    }
-    bus_jump = &jump;
-    value = *static_cast<const volatile std::byte*>(p);
-    bus_jump = nullptr;
-    return true;
-}
+using zpage_test::on_sigbus;
+using zpage_test::read_or_sigbus;
 
 // ---- a writer caught on a page's write protection while its eviction is refused ----
 
