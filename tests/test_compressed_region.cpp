@@ -1,22 +1,27 @@
 // The compressed region: real pages written across a region larger than its resident budget by
 // several threads and read back byte for byte, the process's resident set held near the budget,
-// and a clear refusal where userfaultfd is not allowed.
+// each under both fault services; faults served in the faulting thread beside a program's own
+// SIGBUS handler and system calls; and a clear refusal where userfaultfd is not allowed.
 #include <zpage/adapters/compressed_region.hpp>
 
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <csetjmp>
 #include <csignal>
 #include <cstddef>
+#include <cstdio>
 #include <fstream>
 #include <random>
 #include <thread>
 
 #include "sigbus.hpp"
+#include "fault_services.hpp"
 #include "watchdog.hpp"
 #include "writeback_fixtures.hpp"
 
@@ -58,7 +63,6 @@ struct HoldableStore : zpage::Lz4Store {
     }
 };
 
-using zpage_test::on_sigbus;
 using zpage_test::read_or_sigbus;
 
 }  // namespace
@@ -98,7 +102,7 @@ TEST_CASE("where userfaultfd is not allowed, construction fails with a message n
     CHECK_MESSAGE(WEXITSTATUS(status) == 0, "1: constructed anyway; 2: the message named no fix; 3, 4: setup failed");
 }
 
-TEST_CASE("pages written across a region four times its budget, by two threads, read back whole") {
+TEST_CASE_TEMPLATE("pages written across a region four times its budget, by two threads, read back whole", Service, ZPAGE_TEST_FAULT_SERVICES) {
     if (const std::string why = region_unavailable(); !why.empty()) {
         MESSAGE("skipped: " << why);
         return;
@@ -115,7 +119,7 @@ TEST_CASE("pages written across a region four times its budget, by two threads, 
     };
     zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
     const std::size_t rss_before = resident_bytes();
-    Region region(store, {.bytes = region_bytes, .resident_budget_bytes = budget, .handler_threads = 2});
+    Region region(store, {.bytes = region_bytes, .resident_budget_bytes = budget, .fault_service = Service::value, .handler_threads = 2});
     zpage_test::Watchdog watchdog(10000ms, "compressed region");
     std::size_t peak_rss = 0;
     std::atomic<std::size_t> wrong{0};
@@ -174,14 +178,14 @@ TEST_CASE("pages written across a region four times its budget, by two threads, 
     if (!zpage_test::under_sanitizer) CHECK(peak_rss <= rss_before + budget + store_bytes + slack);
 }
 
-TEST_CASE("pages never written read as zeros and cost nothing; a region without a budget evicts nothing") {
+TEST_CASE_TEMPLATE("pages never written read as zeros and cost nothing; a region without a budget evicts nothing", Service, ZPAGE_TEST_FAULT_SERVICES) {
     if (const std::string why = region_unavailable(); !why.empty()) {
         MESSAGE("skipped: " << why);
         return;
     }
     constexpr std::size_t pages = 1024;
     zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
-    Region region(store, {.bytes = pages * 4096});
+    Region region(store, {.bytes = pages * 4096, .fault_service = Service::value});
     for (std::size_t i = 0; i < pages; i += 7) CHECK(region.data()[i * 4096 + 5] == std::byte{0});
     region.data()[3 * 4096] = std::byte{42};
     std::this_thread::sleep_for(200ms);  // the evictor's timer passes
@@ -196,6 +200,76 @@ TEST_CASE("pages never written read as zeros and cost nothing; a region without 
     for (int tries = 0; tries < 1000 && region.stats().swap_ins == 0; ++tries) std::this_thread::sleep_for(1ms);
     CHECK(region.stats().swap_ins >= 1);
     CHECK(store.stats().mem_used_total < store.stats().orig_data_size);
+}
+
+TEST_CASE("faults served in the faulting thread: two regions side by side, the program's own SIGBUS handler, a system call on an evicted page") {
+    if (const std::string why = region_unavailable(); !why.empty()) {
+        MESSAGE("skipped: " << why);
+        return;
+    }
+    constexpr std::size_t pages = 1024;
+    const std::vector<zpage_test::Page> sample = zpage_test::test_pages(64, zpage_test::test_seed());
+    zpage::Lz4Store store_a(zpage::StoreConfig{.capacity_pages = pages}), store_b(zpage::StoreConfig{.capacity_pages = pages});
+    const zpage::RegionConfig config{.bytes = pages * 4096, .resident_budget_bytes = 128 * 4096,
+                                     .fault_service = zpage::FaultService::faulting_thread};
+    Region a(store_a, config), b(store_b, config);
+    auto expected = [&](std::size_t region, std::size_t i) -> const zpage_test::Page& {
+        return sample[(i * 3 + region * 7) % sample.size()];
+    };
+    for (std::size_t i = 0; i < pages; ++i) {
+        std::memcpy(a.data() + i * 4096, expected(0, i).data(), 4096);
+        std::memcpy(b.data() + i * 4096, expected(1, i).data(), 4096);
+    }
+    auto wrong_pages = [&] {
+        std::size_t wrong = 0;
+        for (std::size_t i = 0; i < pages; ++i) {
+            wrong += std::memcmp(a.data() + i * 4096, expected(0, i).data(), 4096) != 0;
+            wrong += std::memcmp(b.data() + i * 4096, expected(1, i).data(), 4096) != 0;
+        }
+        return wrong;
+    };
+    CHECK(wrong_pages() == 0);
+    CHECK(a.stats().swap_outs > 0);
+    CHECK(b.stats().swap_ins > 0);
+
+    // A handler the program installs afterwards, which lets zpage resolve the regions' faults
+    // first (zpage::serve_region_fault): the regions work behind it, and a SIGBUS of its own (a
+    // file mapping read past the file's end) is still its own.
+    {
+        const zpage_test::SigbusReader sigbus_reader;
+        REQUIRE(sigbus_reader.installed());
+        while (a.evict(pages) > 0 || b.evict(pages) > 0) {
+        }
+        CHECK(wrong_pages() == 0);
+        FILE* empty = std::tmpfile();
+        REQUIRE(empty != nullptr);
+        void* past_end = ::mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE, ::fileno(empty), 0);
+        REQUIRE(past_end != MAP_FAILED);
+        std::byte value{};
+        CHECK_FALSE(read_or_sigbus(static_cast<const std::byte*>(past_end), value));
+        ::munmap(past_end, 4096);
+        std::fclose(empty);
+    }
+
+    // The kernel does not raise SIGBUS for a page a system call reads: it fails with EFAULT, and
+    // the page stays where it was; touched by the program first, it goes through.
+    int pipe_fds[2];
+    REQUIRE(::pipe(pipe_fds) == 0);
+    while (a.evict(pages) > 0) {
+    }
+    REQUIRE(a.stats().resident_pages == 0);
+    errno = 0;
+    CHECK(::write(pipe_fds[1], a.data() + 5 * 4096, 4096) == -1);
+    CHECK(errno == EFAULT);
+    volatile std::byte touched = a.data()[5 * 4096];
+    static_cast<void>(touched);
+    CHECK(::write(pipe_fds[1], a.data() + 5 * 4096, 4096) == 4096);
+    zpage_test::Page through{};
+    CHECK(::read(pipe_fds[0], through.data(), 4096) == 4096);
+    CHECK(std::memcmp(through.data(), expected(0, 5).data(), 4096) == 0);
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+    CHECK(wrong_pages() == 0);
 }
 
 TEST_CASE("a handler stopped while threads fault on the region: they get SIGBUS, not a wait forever") {
@@ -214,10 +288,8 @@ TEST_CASE("a handler stopped while threads fault on the region: they get SIGBUS,
     base[0] = std::byte{9};  // resident from here on: its bytes stay readable after the failover
     REQUIRE(region.stats().handler_stalls == 0);
 
-    struct sigaction action {};
-    action.sa_handler = on_sigbus;
-    struct sigaction previous {};
-    REQUIRE(::sigaction(SIGBUS, &action, &previous) == 0);
+    const zpage_test::SigbusReader sigbus_reader;
+    REQUIRE(sigbus_reader.installed());
     store.hold = true;
     zpage_test::Watchdog watchdog(10000ms, "stopped handler");
     // The first toucher's fault stops the handler in the store; the others' wait behind it.
@@ -238,7 +310,6 @@ TEST_CASE("a handler stopped while threads fault on the region: they get SIGBUS,
     for (std::size_t t = 1; t < touchers; ++t) others.emplace_back(toucher, t);
     first.join();
     for (std::thread& t : others) t.join();
-    ::sigaction(SIGBUS, &previous, nullptr);
     CHECK(sigbus.load() == touchers);
     CHECK(read.load() == 0);
     CHECK(region.stats().handler_stalls == 1);

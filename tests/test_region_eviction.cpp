@@ -6,10 +6,14 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstddef>
+#include <mutex>
 #include <random>
+#include <string>
 #include <thread>
 
+#include "fault_services.hpp"
 #include "watchdog.hpp"
 #include "writeback_fixtures.hpp"
 
@@ -40,9 +44,22 @@ zpage_test::Page content(const std::vector<zpage_test::Page>& sample, std::size_
     return p;
 }
 
+// What a page that read wrong held instead: zeros, page j's bytes (j from its first bytes), or
+// bytes that differ from page i's in n places. A failure's message says which.
+std::string describe_wrong(std::size_t i, const zpage_test::Page& got, const zpage_test::Page& want) {
+    std::size_t differing = 0;
+    for (std::size_t b = 0; b < got.size(); ++b) differing += got[b] != want[b];
+    const bool zeros = std::all_of(got.begin(), got.end(), [](std::byte b) { return b == std::byte{0}; });
+    std::size_t claims = 0;
+    std::memcpy(&claims, got.data(), sizeof claims);
+    return "page " + std::to_string(i) + ": " +
+           (zeros ? std::string("zeros") : "first bytes say page " + std::to_string(claims) + ", " +
+                                                std::to_string(differing) + " bytes differ");
+}
+
 }  // namespace
 
-TEST_CASE("writes racing with eviction are never lost") {
+TEST_CASE_TEMPLATE("writes racing with eviction are never lost", Service, ZPAGE_TEST_FAULT_SERVICES) {
     if (const std::string why = region_unavailable(); !why.empty()) {
         MESSAGE("skipped: " << why);
         return;
@@ -51,7 +68,7 @@ TEST_CASE("writes racing with eviction are never lost") {
     const std::size_t writes = zpage_test::scaled(40000, 4);
     const std::vector<zpage_test::Page> sample = zpage_test::test_pages(512, zpage_test::test_seed());
     zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
-    Region region(store, {.bytes = pages * page, .resident_budget_bytes = 256 * page});
+    Region region(store, {.bytes = pages * page, .resident_budget_bytes = 256 * page, .fault_service = Service::value});
     std::byte* const base = region.data();
     for (std::size_t i = 0; i < pages; ++i) std::memcpy(base + i * page, content(sample, i).data(), page);
 
@@ -98,7 +115,7 @@ TEST_CASE("writes racing with eviction are never lost") {
     CHECK(s.write_faults > 0);
 }
 
-TEST_CASE("pages written over and over stay resident while a stream of others passes through") {
+TEST_CASE_TEMPLATE("pages written over and over stay resident while a stream of others passes through", Service, ZPAGE_TEST_FAULT_SERVICES) {
     if (const std::string why = region_unavailable(); !why.empty()) {
         MESSAGE("skipped: " << why);
         return;
@@ -111,7 +128,7 @@ TEST_CASE("pages written over and over stay resident while a stream of others pa
     // which comes before any write could be seen.
     constexpr std::size_t pages = 8192, hot = 64, warm_up = 2048;
     zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
-    Region region(store, {.bytes = pages * page, .resident_budget_bytes = 512 * page});
+    Region region(store, {.bytes = pages * page, .resident_budget_bytes = 512 * page, .fault_service = Service::value});
     std::byte* const base = region.data();
     zpage_test::Watchdog watchdog(10000ms, "hot pages");
     auto& me = watchdog.enroll("program");
@@ -136,7 +153,7 @@ TEST_CASE("pages written over and over stay resident while a stream of others pa
     CHECK(s.swap_ins - warm.swap_ins <= hot / 4);
 }
 
-TEST_CASE("pages the program discards while they are evicted: no hang, their bytes or zeros") {
+TEST_CASE_TEMPLATE("pages the program discards while they are evicted: no hang, their bytes or zeros", Service, ZPAGE_TEST_FAULT_SERVICES) {
     if (const std::string why = region_unavailable(); !why.empty()) {
         MESSAGE("skipped: " << why);
         return;
@@ -144,7 +161,7 @@ TEST_CASE("pages the program discards while they are evicted: no hang, their byt
     constexpr std::size_t pages = 1024;
     const std::vector<zpage_test::Page> sample = zpage_test::test_pages(256, zpage_test::test_seed());
     zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
-    Region region(store, {.bytes = pages * page, .resident_budget_bytes = 256 * page});
+    Region region(store, {.bytes = pages * page, .resident_budget_bytes = 256 * page, .fault_service = Service::value});
     std::byte* const base = region.data();
     for (std::size_t i = 0; i < pages; ++i) std::memcpy(base + i * page, content(sample, i).data(), page);
     zpage_test::Watchdog watchdog(10000ms, "discards");
@@ -189,7 +206,7 @@ TEST_CASE("pages the program discards while they are evicted: no hang, their byt
     CHECK(wrong == 0);
 }
 
-TEST_CASE("threads faulting on the same pages at once, while pages are evicted, read their bytes") {
+TEST_CASE_TEMPLATE("threads faulting on the same pages at once, while pages are evicted, read their bytes", Service, ZPAGE_TEST_FAULT_SERVICES) {
     if (const std::string why = region_unavailable(); !why.empty()) {
         MESSAGE("skipped: " << why);
         return;
@@ -201,11 +218,13 @@ TEST_CASE("threads faulting on the same pages at once, while pages are evicted, 
     const std::size_t reads = zpage_test::scaled(10000, 2);
     const std::vector<zpage_test::Page> sample = zpage_test::test_pages(256, zpage_test::test_seed());
     zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
-    Region region(store, {.bytes = pages * page, .resident_budget_bytes = 128 * page, .handler_threads = 2});
+    Region region(store, {.bytes = pages * page, .resident_budget_bytes = 128 * page, .fault_service = Service::value, .handler_threads = 2});
     std::byte* const base = region.data();
     for (std::size_t i = 0; i < pages; ++i) std::memcpy(base + i * page, content(sample, i).data(), page);
     zpage_test::Watchdog watchdog(10000ms, "same pages");
     std::atomic<std::size_t> wrong{0};
+    std::mutex wrong_mutex;
+    std::vector<std::string> wrong_reads;  // the first few
     std::atomic<std::size_t> reading{readers};
     auto reader = [&](std::size_t r) {
         auto& me = watchdog.enroll("reader " + std::to_string(r));
@@ -213,7 +232,14 @@ TEST_CASE("threads faulting on the same pages at once, while pages are evicted, 
         for (std::size_t n = 0; n < reads; ++n) {
             const std::size_t i = rng() % pages;
             me.working("read", i);
-            wrong += std::memcmp(base + i * page, content(sample, i).data(), page) != 0;
+            const zpage_test::Page want = content(sample, i);
+            if (std::memcmp(base + i * page, want.data(), page) != 0) {
+                zpage_test::Page got;
+                std::memcpy(got.data(), base + i * page, page);
+                const std::lock_guard guard(wrong_mutex);
+                if (wrong_reads.size() < 8) wrong_reads.push_back("reader " + std::to_string(r) + ", " + describe_wrong(i, got, want));
+                ++wrong;
+            }
             me.done();
         }
         watchdog.leave(me);
@@ -231,9 +257,17 @@ TEST_CASE("threads faulting on the same pages at once, while pages are evicted, 
         watchdog.leave(me);
     }
     for (std::thread& t : threads) t.join();
-    for (std::size_t i = 0; i < pages; ++i) wrong += std::memcmp(base + i * page, content(sample, i).data(), page) != 0;
+    for (std::size_t i = 0; i < pages; ++i) {
+        const zpage_test::Page want = content(sample, i);
+        zpage_test::Page got;
+        std::memcpy(got.data(), base + i * page, page);
+        if (got == want) continue;
+        ++wrong;
+        if (wrong_reads.size() < 16) wrong_reads.push_back("after the readers, " + describe_wrong(i, got, want));
+    }
     const zpage::RegionStats s = region.stats();
     MESSAGE("faults " << s.faults << ", swap-ins " << s.swap_ins << ", swap-outs " << s.swap_outs);
+    for (const std::string& read : wrong_reads) MESSAGE("read wrong: " << read);
     CHECK(wrong.load() == 0);
     CHECK(s.swap_ins > pages);
 }

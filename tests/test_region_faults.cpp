@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "fault_services.hpp"
 #include "sigbus.hpp"
 #include "watchdog.hpp"
 #include "writeback_fixtures.hpp"
@@ -197,10 +198,10 @@ Page content(const std::vector<Page>& sample, std::size_t i) {
 // A region of `pages` with no resident budget, so that only the test evicts (evict()), its pages
 // written with content() (or never written), and what each should read as.
 struct Fixture {
-    Fixture(std::size_t pages_, const std::vector<Page>& sample, bool write = true)
+    Fixture(zpage::FaultService service, std::size_t pages_, const std::vector<Page>& sample, bool write = true)
         : pages(pages_),
           store(zpage::StoreConfig{.capacity_pages = pages_}),
-          region(store, {.bytes = pages_ * page, .handler_threads = 2}),
+          region(store, {.bytes = pages_ * page, .fault_service = service, .handler_threads = 2}),
           base(region.data()),
           expected(pages_) {
         region_begin.store(reinterpret_cast<std::uintptr_t>(base));
@@ -241,7 +242,8 @@ struct Fixture {
     // Once every page was read (none evicted since), what the counters must say after any
     // refusals: all pages resident and none stored; each resolved fault one zero fill, swap-in or
     // poisoning (of a stored page); the pages swapped out all swapped in or poisoned since; the
-    // faults those that made a page resident, less the pages evicted and those found discarded.
+    // faults those that made a page resident, less the pages evicted and those found discarded,
+    // and those that poisoned one (a poisoned page is not resident).
     // Returns the counters checked.
     zpage::RegionStats check_counters_add_up(std::size_t discarded = 0) const {
         CHECK(all_resident());
@@ -250,7 +252,7 @@ struct Fixture {
         CHECK(s.faults == s.zero_fills + s.swap_ins + s.poisoned_pages);
         CHECK(s.swap_outs == s.swapped_pages + s.swap_ins + s.poisoned_pages);
         CHECK(s.swapped_pages * page == store.stats().orig_data_size);
-        CHECK(s.resident_pages + s.swap_outs + discarded == s.faults);
+        CHECK(s.resident_pages + s.swap_outs + discarded + s.poisoned_pages == s.faults);
         return s;
     }
 
@@ -268,7 +270,6 @@ std::string name_of(int error) {
 
 // ---- SIGBUS, from a poisoned page ----
 
-using zpage_test::on_sigbus;
 using zpage_test::read_or_sigbus;
 
 // ---- a writer caught on a page's write protection while its eviction is refused ----
@@ -331,7 +332,7 @@ void churn(Fixture& f, zpage_test::Watchdog::Worker& me, std::mt19937_64& rng, D
 
 }  // namespace
 
-TEST_CASE("a swap-in the kernel refuses: the thread faults again and every page comes back whole") {
+TEST_CASE_TEMPLATE("a swap-in the kernel refuses: the thread faults again and every page comes back whole", Service, ZPAGE_TEST_FAULT_SERVICES) {
     SKIP_WITHOUT_REGION();
     constexpr std::size_t pages = 256;
     const std::vector<Page> sample = zpage_test::test_pages(64, zpage_test::test_seed());
@@ -339,7 +340,7 @@ TEST_CASE("a swap-in the kernel refuses: the thread faults again and every page 
     // mapping changed), ENOMEM, EFAULT: the thread is woken and faults again.
     for (const int error : {EEXIST, EAGAIN, ENOENT, ENOMEM, EFAULT}) {
         INFO("UFFDIO_COPY refused with " << name_of(error));
-        Fixture f(pages, sample);
+        Fixture f(Service::value, pages, sample);
         f.evict_all();
         zpage_test::Watchdog watchdog(10000ms, "refused swap-ins");
         auto& me = watchdog.enroll("program");
@@ -358,7 +359,7 @@ TEST_CASE("a swap-in the kernel refuses: the thread faults again and every page 
     }
 }
 
-TEST_CASE("a zero fill the kernel refuses, of a page never written or one discarded: woken, then zeros") {
+TEST_CASE_TEMPLATE("a zero fill the kernel refuses, of a page never written or one discarded: woken, then zeros", Service, ZPAGE_TEST_FAULT_SERVICES) {
     SKIP_WITHOUT_REGION();
     constexpr std::size_t pages = 128;
     const std::vector<Page> sample = zpage_test::test_pages(64, zpage_test::test_seed());
@@ -367,7 +368,7 @@ TEST_CASE("a zero fill the kernel refuses, of a page never written or one discar
     // ENOENT, ENOMEM: the thread is woken and faults again.
     for (const int error : {EEXIST, EAGAIN, ENOENT, ENOMEM}) {
         INFO("UFFDIO_ZEROPAGE refused with " << name_of(error));
-        Fixture f(pages, sample, false);
+        Fixture f(Service::value, pages, sample, false);
         std::byte* const base = f.base;
         zpage_test::Watchdog watchdog(10000ms, "refused zero fills");
         auto& me = watchdog.enroll("program");
@@ -403,18 +404,16 @@ TEST_CASE("a zero fill the kernel refuses, of a page never written or one discar
     }
 }
 
-TEST_CASE("a page the store cannot return, its poisoning refused at first: SIGBUS for it, the rest whole") {
+TEST_CASE_TEMPLATE("a page the store cannot return, its poisoning refused at first: SIGBUS for it, the rest whole", Service, ZPAGE_TEST_FAULT_SERVICES) {
     SKIP_WITHOUT_REGION();
     constexpr std::size_t pages = 128, corrupt = 7;
     const std::vector<Page> sample = zpage_test::test_pages(64, zpage_test::test_seed());
-    struct sigaction action {};
-    action.sa_handler = on_sigbus;
-    struct sigaction previous {};
-    REQUIRE(::sigaction(SIGBUS, &action, &previous) == 0);
+    const zpage_test::SigbusReader sigbus_reader;
+    REQUIRE(sigbus_reader.installed());
     // EAGAIN: retried; ENOMEM, EEXIST: the thread faults again, and the store is asked again.
     for (const int error : {EAGAIN, ENOMEM, EEXIST}) {
         INFO("UFFDIO_POISON refused with " << name_of(error));
-        Fixture f(pages, sample);
+        Fixture f(Service::value, pages, sample);
         f.evict_all();
         f.store.corrupt = corrupt;
         zpage_test::Watchdog watchdog(10000ms, "refused poisoning");
@@ -441,11 +440,11 @@ TEST_CASE("a page the store cannot return, its poisoning refused at first: SIGBU
         const zpage::RegionStats s = f.check_counters_add_up();
         CHECK(s.poisoned_pages == 1);
         CHECK(s.swap_ins == pages - 1);
+        CHECK(s.zero_fills == pages + 1);  // the writes, and the discarded page read again
     }
-    ::sigaction(SIGBUS, &previous, nullptr);
 }
 
-TEST_CASE("an eviction's move refused while a writer waits on the page: the writer is woken, its write kept") {
+TEST_CASE_TEMPLATE("an eviction's move refused while a writer waits on the page: the writer is woken, its write kept", Service, ZPAGE_TEST_FAULT_SERVICES) {
     SKIP_WITHOUT_REGION();
     constexpr std::size_t pages = 256;
     const std::vector<Page> sample = zpage_test::test_pages(64, zpage_test::test_seed());
@@ -454,7 +453,7 @@ TEST_CASE("an eviction's move refused while a writer waits on the page: the writ
     // written. ENOENT: the program discarded it meanwhile (the hook does): zeros, then the write.
     for (const int error : {EEXIST, EAGAIN, EBUSY, ENOMEM, ENOENT}) {
         INFO("UFFDIO_MOVE refused with " << name_of(error));
-        Fixture f(pages, sample);
+        Fixture f(Service::value, pages, sample);
         race.reset(error == ENOENT);
         zpage_test::Watchdog watchdog(10000ms, "refused moves");
         std::thread writer([&] {
@@ -498,7 +497,7 @@ TEST_CASE("an eviction's move refused while a writer waits on the page: the writ
     }
 }
 
-TEST_CASE("a page the store refuses, its put-back refused at first: it comes back whole") {
+TEST_CASE_TEMPLATE("a page the store refuses, its put-back refused at first: it comes back whole", Service, ZPAGE_TEST_FAULT_SERVICES) {
     SKIP_WITHOUT_REGION();
     constexpr std::size_t pages = 128;
     const std::vector<Page> sample = zpage_test::test_pages(64, zpage_test::test_seed());
@@ -512,7 +511,7 @@ TEST_CASE("a page the store refuses, its put-back refused at first: it comes bac
     for (const Case& c : {Case{{Call::move, Call::copy}, ENOMEM, 4}, Case{{Call::move, Call::copy}, EAGAIN, 4},
                           Case{{Call::move, Call::copy}, EFAULT, 4}, Case{{Call::move}, EEXIST, 1}}) {
         INFO("the put-back refused " << c.times << " times with " << name_of(c.error));
-        Fixture f(pages, sample);
+        Fixture f(Service::value, pages, sample);
         zpage_test::Watchdog watchdog(10000ms, "refused put-backs");
         auto& me = watchdog.enroll("program");
         f.store.refuse = true;
@@ -536,14 +535,14 @@ TEST_CASE("a page the store refuses, its put-back refused at first: it comes bac
     }
 }
 
-TEST_CASE("lifting a write protection refused at first: the writer writes again, and its write is kept") {
+TEST_CASE_TEMPLATE("lifting a write protection refused at first: the writer writes again, and its write is kept", Service, ZPAGE_TEST_FAULT_SERVICES) {
     SKIP_WITHOUT_REGION();
     constexpr std::size_t pages = 256;
     const std::vector<Page> sample = zpage_test::test_pages(64, zpage_test::test_seed());
     std::mt19937_64 rng(zpage_test::test_seed());
     for (const int error : {EAGAIN, ENOMEM, ENOENT}) {
         INFO("lifting the protection refused with " << name_of(error));
-        Fixture f(pages, sample);
+        Fixture f(Service::value, pages, sample);
         zpage_test::Watchdog watchdog(10000ms, "refused unprotection");
         auto& me = watchdog.enroll("program");
         // A resident page the hand protected as it passed, and did not take.
