@@ -80,6 +80,53 @@ WalkResult bare_round_trip(std::size_t pages) {
     return r;
 }
 
+// The floor of FaultService::faulting_thread: every touch faults, and the touching thread's SIGBUS
+// handler resolves it with UFFDIO_COPY of a ready page, through zpage's own signal handler.
+class ReadyPageRange final : zpage::detail::SignalServedRange {
+public:
+    explicit ReadyPageRange(int fd) : fd_(fd) { std::memset(ready_, 7, page); }
+    zpage::detail::SignalServedRange* range() noexcept { return this; }
+
+private:
+    bool serve_fault(std::uintptr_t address) noexcept override {
+        static_cast<void>(zpage::detail::uffd::copy(fd_, reinterpret_cast<void*>(address & ~std::uintptr_t{page - 1}),
+                                                    ready_, page));
+        return true;
+    }
+    int fd_;
+    alignas(page) std::byte ready_[page];
+};
+
+WalkResult bare_in_faulting_thread(std::size_t pages) {
+    std::string why;
+    const int fd = zpage::detail::uffd::open_fd(why);
+    if (fd < 0) throw std::runtime_error(why);
+    std::uint64_t offered = 0;
+    if (!zpage::detail::uffd::handshake(fd, UFFD_FEATURE_SIGBUS, offered))
+        throw std::runtime_error("userfaultfd handshake failed");
+    const std::size_t bytes = pages * page;
+    auto* region = static_cast<std::byte*>(::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                                                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
+    if (region == MAP_FAILED) throw std::runtime_error("mmap failed");
+    ::madvise(region, bytes, MADV_NOHUGEPAGE);
+    auto range = std::make_unique<ReadyPageRange>(fd);
+    const auto begin = reinterpret_cast<std::uintptr_t>(region);
+    if (!zpage::detail::FaultSignal::enter(begin, begin + bytes, range->range(), why)) throw std::runtime_error(why);
+    if (!zpage::detail::uffd::register_missing(fd, region, bytes)) throw std::runtime_error("register failed");
+    std::vector<std::size_t> order(pages);
+    for (std::size_t p = 0; p < pages; ++p) order[p] = p;
+    std::shuffle(order.begin(), order.end(), std::mt19937_64(1));
+    const WalkResult r = walk(region, order);
+    zpage::detail::FaultSignal::leave(range->range());
+    ::munmap(region, bytes);
+    ::close(fd);
+    return r;
+}
+
+std::string service_name(zpage::FaultService service) {
+    return service == zpage::FaultService::faulting_thread ? "faulting thread" : "handler thread";
+}
+
 // zpage's targets for a region, each the ratio of two figures of one run.
 struct Target {
     const char* what;
@@ -136,6 +183,8 @@ double median(std::vector<double> v) {
 int main(int argc, char** argv) {
     std::size_t region_mib = 512, budget_mib = 64, runs = 1;
     bool kernel = true;
+    std::vector<zpage::FaultService> services = {zpage::FaultService::handler_thread,
+                                                 zpage::FaultService::faulting_thread};
     std::string file = std::string(ZPAGE_CORPORA_DIR) + "/python-heap.pages.zst";
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
@@ -145,16 +194,23 @@ int main(int argc, char** argv) {
         else if (arg == "--file" && valued) file = argv[++i];
         else if (arg == "--runs" && valued) runs = std::max<std::size_t>(1, std::stoul(argv[++i]));
         else if (arg == "--no-kernel") kernel = false;
+        else if (arg == "--service" && valued && std::string_view(argv[i + 1]) == "handler") {
+            services = {zpage::FaultService::handler_thread};
+            ++i;
+        } else if (arg == "--service" && valued && std::string_view(argv[i + 1]) == "faulting") {
+            services = {zpage::FaultService::faulting_thread};
+            ++i;
+        }
         else {
             std::fprintf(stderr, "usage: bench_region_walk [--region MiB] [--budget MiB] [--file PAGES] [--runs N] "
-                                 "[--no-kernel]\n");
+                                 "[--no-kernel] [--service handler|faulting]\n");
             return 2;
         }
     }
     const zpage_bench::PageSet input = zpage_bench::read_page_file(file, page, true);
     const std::size_t pages = (region_mib << 20) / page;
     const std::vector<Order> orders = walk_orders(pages);  // both sides walk these
-    std::vector<Ratios> all_ratios;
+    std::vector<std::vector<Ratios>> all_ratios(services.size());
     for (std::size_t run = 1; run <= runs; ++run) {
         if (runs > 1) std::printf("run %zu of %zu\n", run, runs);
         std::printf("%s: %zu pages of %s over a region of %zu MiB, %zu MiB resident budget; touches over 1 us\n",
@@ -162,20 +218,23 @@ int main(int argc, char** argv) {
         std::printf("  %-22s %-7s %9s %9s %9s %9s %9s %9s\n", "engine", "order", "MiB/s", "touches", "faulted",
                     "p50 us", "p99 us", "p99.9 us");
 
-        std::vector<WalkResult> zpage_rows;
-        {
+        std::vector<std::vector<WalkResult>> zpage_rows(services.size());
+        for (std::size_t service = 0; service < services.size(); ++service) {
+            const std::string name = "zpage " + service_name(services[service]);
+            const char* engine = name.c_str();
             // A pool of its own, not PagePool::shared(), whose refill thread never ends: the
             // kernel's walk forks, and forks from a process of one thread only.
             zpage::PagePool pool;
             zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages, .page_pool = &pool});
             zpage::CompressedRegion<zpage::Lz4Store> region(
-                store, {.bytes = pages * page, .resident_budget_bytes = budget_mib << 20});
+                store, {.bytes = pages * page, .resident_budget_bytes = budget_mib << 20,
+                        .fault_service = services[service]});
             for (std::size_t p = 0; p < pages; ++p)
                 std::memcpy(region.data() + p * page, input.bytes.data() + (p % input.pages()) * page, page);
             for (const Order& order : orders) {
                 const zpage::RegionStats before = region.stats();
-                zpage_rows.push_back(walk(region.data(), order.pages));
-                print("zpage lz4 region", order.name, zpage_rows.back());
+                zpage_rows[service].push_back(walk(region.data(), order.pages));
+                print(engine, order.name, zpage_rows[service].back());
                 const zpage::RegionStats after = region.stats();
                 std::printf("  %-22s faults %llu, swap-outs %llu (%llu direct), store %.1f MiB\n", "",
                             static_cast<unsigned long long>(after.faults - before.faults),
@@ -207,18 +266,23 @@ int main(int argc, char** argv) {
 
         const WalkResult bare = bare_round_trip(std::min<std::size_t>(pages, 32768));
         print("bare userfaultfd", "random", bare);
-        all_ratios.push_back(ratios(orders, zpage_rows, kernel_walk, bare));
-        print_targets("targets (this run)", all_ratios.back());
+        print("bare, faulting thread", "random", bare_in_faulting_thread(std::min<std::size_t>(pages, 32768)));
+        for (std::size_t service = 0; service < services.size(); ++service) {
+            all_ratios[service].push_back(ratios(orders, zpage_rows[service], kernel_walk, bare));
+            print_targets(("targets, " + service_name(services[service]) + " (this run)").c_str(),
+                          all_ratios[service].back());
+        }
     }
-    if (runs > 1) {
+    for (std::size_t service = 0; runs > 1 && service < services.size(); ++service) {
         Ratios medians;
         for (std::size_t t = 0; t < medians.size(); ++t) {
             std::vector<double> values;
-            for (const Ratios& r : all_ratios)
+            for (const Ratios& r : all_ratios[service])
                 if (r[t]) values.push_back(*r[t]);
             if (!values.empty()) medians[t] = median(values);
         }
-        const std::string title = "targets (medians of " + std::to_string(runs) + " runs)";
+        const std::string title =
+            "targets, " + service_name(services[service]) + " (medians of " + std::to_string(runs) + " runs)";
         print_targets(title.c_str(), medians);
     }
     return 0;
