@@ -5,7 +5,8 @@
 // (model.hpp). It prints its progress, the region's figures, and last a line saying whether
 // guest memory verified; the exit code is 0 only when it did.
 //
-//   zpage-emulator [--ram MiB] [--budget MiB] [--codec lz4|zstd] [--seed N]   (512, 64, lz4, 1)
+//   zpage-emulator [--ram MiB] [--budget MiB] [--codec lz4|zstd] [--faults handler|faulting] [--seed N]
+//                  (512, 64, lz4, handler, 1)
 //
 // Exit codes: 0 verified, 1 not verified, 2 bad flags, 3 no region (userfaultfd not allowed: the
 // message says how to allow it), 4 any other error.
@@ -58,14 +59,17 @@ struct Options {
     std::uint64_t ram_mib = 512;
     std::uint64_t budget_mib = 64;
     std::string codec = "lz4";
+    zpage::FaultService fault_service = zpage::FaultService::handler_thread;
     std::uint64_t seed = 1;
 };
 
 constexpr const char* usage_text =
-    "usage: zpage-emulator [--ram MiB] [--budget MiB] [--codec lz4|zstd] [--seed N]\n"
+    "usage: zpage-emulator [--ram MiB] [--budget MiB] [--codec lz4|zstd] [--faults handler|faulting] [--seed N]\n"
     "  --ram MiB      guest RAM, a compressed region (8 to 16384; default 512)\n"
     "  --budget MiB   how much of it may be resident (1 to --ram; default 64)\n"
     "  --codec NAME   the store's codec: lz4 or zstd (default lz4)\n"
+    "  --faults WHO   who serves guest RAM's faults: a handler thread, or the faulting thread itself\n"
+    "                 (zpage::FaultService; default handler)\n"
     "  --seed N       the workload's seed (default 1)\n"
     "Runs a guest program that fills most of guest RAM with a database and audits it; the last line\n"
     "says whether guest memory verified. Exit codes: 0 verified, 1 not verified, 2 bad flags,\n"
@@ -98,7 +102,7 @@ Options parse(int argc, char** argv) {
         if (const auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
             value = arg.substr(eq + 1);
             arg = arg.substr(0, eq);
-        } else if (arg == "--ram" || arg == "--budget" || arg == "--codec" || arg == "--seed") {
+        } else if (arg == "--ram" || arg == "--budget" || arg == "--codec" || arg == "--faults" || arg == "--seed") {
             if (i + 1 >= argc) usage_failure(std::string(arg) + " needs a value");
             value = argv[++i];
         } else {
@@ -112,6 +116,10 @@ Options parse(int argc, char** argv) {
         } else if (arg == "--codec") {
             if (value != "lz4" && value != "zstd") usage_failure("--codec is lz4 or zstd, not '" + std::string(value) + "'");
             o.codec = value;
+        } else if (arg == "--faults") {
+            if (value != "handler" && value != "faulting")
+                usage_failure("--faults is handler or faulting, not '" + std::string(value) + "'");
+            o.fault_service = value == "faulting" ? zpage::FaultService::faulting_thread : zpage::FaultService::handler_thread;
         } else if (arg == "--seed") {
             o.seed = number(arg, value, 0, UINT64_MAX);
         } else {
@@ -136,8 +144,10 @@ std::uint64_t peak_rss_bytes() {
 double in_mib(std::uint64_t bytes) { return static_cast<double>(bytes) / static_cast<double>(mib); }
 
 // A page the store could not return is poisoned (compressed_region.hpp): touching it raises
-// SIGBUS. The emulator then cannot go on, but it still ends with the verdict line.
-extern "C" void on_sigbus(int) {
+// SIGBUS. The emulator then cannot go on, but it still ends with the verdict line. With faults
+// served in the faulting thread, each of them is a SIGBUS too, which zpage resolves first.
+extern "C" void on_sigbus(int, siginfo_t* info, void*) {
+    if (info != nullptr && zpage::serve_region_fault(*info)) return;
     static constexpr char line[] = "guest memory verified: no: SIGBUS, a page the store could not return\n";
     static_cast<void>(::write(STDOUT_FILENO, line, sizeof line - 1));
     ::_exit(not_verified);
@@ -273,15 +283,18 @@ int run(const Options& o) {
     Store store(zpage::StoreConfig{.capacity_pages = ram_bytes / page_bytes});
     std::optional<zpage::CompressedRegion<Store>> region;
     try {
-        region.emplace(store, zpage::RegionConfig{.bytes = ram_bytes, .resident_budget_bytes = budget_bytes});
+        region.emplace(store, zpage::RegionConfig{.bytes = ram_bytes,
+                                                  .resident_budget_bytes = budget_bytes,
+                                                  .fault_service = o.fault_service});
     } catch (const zpage::RegionError& e) {
         std::fprintf(stderr, "zpage-emulator: %s\n", e.what());
         return no_region;
     }
     std::byte* const ram = region->data();
 
-    std::printf("zpage-emulator: %" PRIu64 " MiB guest RAM, %" PRIu64 " MiB resident budget, %s store\n", o.ram_mib,
-                o.budget_mib, store.compressor().name().c_str());
+    std::printf("zpage-emulator: %" PRIu64 " MiB guest RAM, %" PRIu64 " MiB resident budget, %s store, faults served by %s\n",
+                o.ram_mib, o.budget_mib, store.compressor().name().c_str(),
+                o.fault_service == zpage::FaultService::faulting_thread ? "the faulting thread" : "a handler thread");
     std::printf("guest program: %zu instructions at 0x%" PRIx64 ", heap at 0x%" PRIx64 "; %" PRIu64
                 " records, %.0f MiB of heap at its fullest (%.1f%% of RAM); %u passes of %" PRIu64
                 " operations\n",
@@ -359,7 +372,8 @@ int run(const Options& o) {
 int main(int argc, char** argv) {
     const Options options = parse(argc, argv);
     struct sigaction action{};
-    action.sa_handler = on_sigbus;
+    action.sa_sigaction = on_sigbus;
+    action.sa_flags = SA_SIGINFO;
     ::sigaction(SIGBUS, &action, nullptr);
     try {
         return options.codec == "zstd" ? run<zpage::ZstdStore>(options) : run<zpage::Lz4Store>(options);
