@@ -1,10 +1,13 @@
 // A fault handler must not allocate: once a thread's streams are made, a store's load (lz4, zstd,
 // a recompressed unit) and a swap-in (a miss with readahead, or a swap-cache hit) make no heap
-// allocation. Counted by replacing the global operator new, per thread.
+// allocation; a compressed region serving faults in the faulting thread makes none there, not
+// even on the thread's first fault. Counted by replacing the global operator new, per thread.
+#include <zpage/adapters/compressed_region.hpp>
 #include <zpage/adapters/swap_device.hpp>
 
 #include <cstdlib>
 #include <new>
+#include <optional>
 #include <thread>
 
 #include "writeback_fixtures.hpp"
@@ -122,4 +125,36 @@ TEST_CASE("a swap-in makes no allocation: misses with readahead and swap-cache h
     for (const auto& page : pages) slots.push_back(*swap.swap_out(page));
     CHECK(steady_allocations(n, [&](std::size_t i, zpage_test::Page& p) { return swap.swap_in(slots[i], p); }) == 0);
     CHECK(swap.stats().swap_ra_hit > 0);
+}
+
+TEST_CASE("a region serving faults in the faulting thread allocates nothing there, from the thread's first fault") {
+    constexpr std::size_t pages = 1024;
+    const std::vector<zpage_test::Page> sample = zpage_test::test_pages(256, zpage_test::test_seed());
+    zpage::ZstdStore store(zpage::StoreConfig{.capacity_pages = pages});  // zstd: its loads take a stream
+    std::optional<zpage::CompressedRegion<zpage::ZstdStore>> region;
+    try {
+        region.emplace(store, zpage::RegionConfig{.bytes = pages * 4096, .resident_budget_bytes = 128 * 4096,
+                                                  .fault_service = zpage::FaultService::faulting_thread});
+    } catch (const zpage::RegionError& e) {
+        MESSAGE("skipped: " << e.what());
+        return;
+    }
+    std::byte* const base = region->data();
+    for (std::size_t i = 0; i < pages; ++i) std::memcpy(base + i * 4096, sample[i % sample.size()].data(), 4096);
+    while (region->evict(pages) > 0) {
+    }
+    REQUIRE(region->stats().resident_pages == 0);
+    const zpage::RegionStats before = region->stats();
+    std::size_t made = 0, wrong = 0;
+    std::thread([&] {
+        allocations = 0;
+        // Every page faults back in, over a budget an eighth of them: faults that wait for room.
+        for (std::size_t i = 0; i < pages; ++i)
+            wrong += std::memcmp(base + i * 4096, sample[i % sample.size()].data(), 4096) != 0;
+        made = allocations;
+    }).join();
+    CHECK(wrong == 0);
+    CHECK(made == 0);
+    CHECK(region->stats().swap_ins - before.swap_ins >= pages / 2);
+    CHECK(region->stats().direct_evictions == 0);
 }

@@ -237,6 +237,15 @@ public:
         return errc::ok;
     }
 
+    // Makes every codec stream a load from memory can take now, so that no such load allocates,
+    // not even a thread's first (a compressed region serving faults in the faulting thread's
+    // signal handler asks for this). A load from a backing store may still allocate its read
+    // buffer on a thread's first. Throws std::bad_alloc, or what a codec throws. Any thread.
+    void prepare_load_streams() {
+        encoder_.prepare_decode_streams();
+        if constexpr (recompresses) recompressor_.prepare_load_streams();
+    }
+
     // Copies the page at `index` into `page`; an index never stored (or erased) reads as zeros,
     // as a zram block does. Fails with out_of_range, or corrupt_data when the stored bytes do not
     // decode to a page (then `page` is zeroed).

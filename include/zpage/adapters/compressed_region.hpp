@@ -94,6 +94,7 @@
 #include "../detail/atomic_counters.hpp"
 #include "../detail/fault_signal.hpp"
 #include "../detail/os.hpp"
+#include "../detail/spin_mutex.hpp"
 #include "../detail/userfaultfd.hpp"
 #include "../errc.hpp"
 #include "../stats.hpp"
@@ -119,7 +120,10 @@ enum class FaultService : std::uint8_t {
     // a handler the program installs later calls zpage::serve_region_fault first, see
     // detail/fault_signal.hpp); a system call that reads or writes a page of the region that is
     // not resident fails with EFAULT instead of waiting for it; and the program must not touch
-    // region memory while it holds a lock the store takes (the store runs in the faulting thread).
+    // region memory while it holds a lock the store takes (the store's load runs in the faulting
+    // thread). A fault never compresses or allocates there: the store's load streams are made at
+    // construction, and a fault that finds the budget full waits for the evictor. (A store that
+    // writes back may allocate a read buffer on a thread's first load from its backing store.)
     faulting_thread,
 };
 
@@ -128,8 +132,8 @@ struct RegionConfig {
     // At most this much of the region is resident; 0: all of it (nothing is evicted).
     std::size_t resident_budget_bytes = 0;
     FaultService fault_service = FaultService::handler_thread;
-    // Handler threads; with FaultService::faulting_thread, how many faulting threads may evict on
-    // their own path at once (others wait for one of them, when the budget is full).
+    // Handler threads (FaultService::handler_thread; unused with faulting_thread, where a fault
+    // that finds the budget full waits for the evictor instead of evicting itself).
     unsigned handler_threads = 1;
     // After serving a fault, a handler keeps looking for the next one this long before it sleeps:
     // faults come in runs, and waking a sleeping thread costs more than the fault's own work
@@ -213,7 +217,12 @@ public:
             open_userfaultfd();
             region_ = map(config.bytes);
             staging_ = map(staging_pages() * page_bytes);
-            if (served_in_faulting_thread()) enter_fault_signal();
+            if (served_in_faulting_thread()) {
+                // Loads in a signal handler: no stream may be made on a thread's first.
+                if constexpr (requires(Store& s) { s.prepare_load_streams(); }) store_.prepare_load_streams();
+                erase_queue_ = std::make_unique<std::size_t[]>(erase_capacity);
+                enter_fault_signal();
+            }
             if (!detail::uffd::register_range(fd_, region_, config.bytes, true) ||
                 !detail::uffd::register_range(fd_, staging_, staging_pages() * page_bytes, true))
                 throw RegionError("zpage::CompressedRegion: userfaultfd would not register the region: " +
@@ -362,6 +371,7 @@ private:
             if (signal_entered_) detail::FaultSignal::leave(this);
             if (fd_ >= 0) detail::uffd::unregister(fd_, region_, config_.bytes);
             ::munmap(region_, config_.bytes);
+            erase_deferred();
             for (std::size_t p = 0; p < pages_; ++p)
                 if (state_[p].load(std::memory_order_relaxed) == evicted) static_cast<void>(store_.erase(p));
         }
@@ -585,7 +595,8 @@ private:
             // one never written, but nothing woke the thread.
             if (error == EEXIST) wake(p);
             if (from_store) {
-                static_cast<void>(store_.erase(p));
+                if (staging == nullptr) erase_later(p);
+                else static_cast<void>(store_.erase(p));
                 swapped_.fetch_sub(1, std::memory_order_relaxed);
             }
             if (lost) {
@@ -639,34 +650,79 @@ private:
     }
 
     // A fault that would take the region over its budget evicts first: a few pages, which is
-    // what its latency pays for, and the evictor is woken for the rest.
+    // what its latency pays for, and the evictor is woken for the rest. A faulting thread
+    // (staging nullptr) runs in a signal handler, where compressing (which may allocate a stream
+    // or a span) has no place: it wakes the evictor and waits for room, or for the evictor to
+    // finish a round without making any (over budget by a page, for a moment).
     void make_room(std::byte* staging) noexcept {
         if (resident_.load(std::memory_order_relaxed) < max_resident_) return;
-        const unsigned taken = staging == nullptr ? take_direct_slot() : config_.handler_threads;
-        if (staging == nullptr) staging = handler_slot(taken);
+        if (staging == nullptr) {
+            const std::uint64_t rounds = evictor_rounds_.load(std::memory_order_acquire);
+            while (resident_.load(std::memory_order_relaxed) >= max_resident_ && !stopping_.load(std::memory_order_relaxed) &&
+                   evictor_rounds_.load(std::memory_order_acquire) - rounds < 2) {
+                wake_evictor();
+                std::this_thread::yield();
+            }
+            return;
+        }
         while (resident_.load(std::memory_order_relaxed) >= max_resident_) {
             wake_evictor();
             const std::size_t n = evict_by_moving(staging, direct_pages);
             if (n == 0) break;  // nothing can go now: over budget by a page, for a moment
             detail::add_counter(counters_.direct_evictions, n);
         }
-        if (taken != config_.handler_threads)
-            direct_slots_taken_.fetch_and(~(std::uint64_t{1} << taken), std::memory_order_release);
     }
 
-    // A handler slot's staging pages for a faulting thread's own eviction; waits while every one
-    // is taken (by threads that are evicting, which need only the store and the kernel).
-    unsigned take_direct_slot() noexcept {
-        for (;;) {
-            std::uint64_t taken = direct_slots_taken_.load(std::memory_order_relaxed);
-            for (unsigned h = 0; h < config_.handler_threads; ++h) {
-                const std::uint64_t bit = std::uint64_t{1} << h;
-                if ((taken & bit) != 0) continue;
-                if (direct_slots_taken_.compare_exchange_weak(taken, taken | bit, std::memory_order_acquire))
-                    return h;
-                break;
+    // A swapped-in page's stored copy, left for the evictor to erase: a faulting thread runs in a
+    // signal handler, and erasing frees store memory, which may allocate. Erased here when the
+    // queue is full.
+    void erase_later(std::size_t p) noexcept {
+        bool queued = false, first = false;
+        {
+            std::lock_guard guard(erase_lock_);
+            if (erase_count_ < erase_capacity) {
+                erase_queue_[(erase_head_ + erase_count_) % erase_capacity] = p;
+                first = erase_count_++ == 0;
+                queued = true;
             }
-            std::this_thread::yield();
+        }
+        if (!queued) static_cast<void>(store_.erase(p));
+        else if (first) wake_evictor();
+    }
+
+    // Erases the stored copies erase_later() left, of pages resident still (or discarded, or
+    // poisoned since); not of one evicted again meanwhile, whose copy is its new one. A page
+    // another thread holds goes back in the queue: that thread may be waiting for the evictor.
+    void erase_deferred() noexcept {
+        std::size_t todo = 0;
+        {
+            std::lock_guard guard(erase_lock_);
+            todo = erase_count_;
+        }
+        while (todo > 0) {
+            std::size_t batch[64];
+            std::size_t n = 0;
+            {
+                std::lock_guard guard(erase_lock_);
+                for (; n < std::size(batch) && n < todo && erase_count_ > 0; ++n) {
+                    batch[n] = erase_queue_[erase_head_];
+                    erase_head_ = (erase_head_ + 1) % erase_capacity;
+                    --erase_count_;
+                }
+            }
+            if (n == 0) return;
+            todo -= n;
+            for (std::size_t i = 0; i < n; ++i) {
+                const std::size_t p = batch[i];
+                std::uint8_t s = state_[p].load(std::memory_order_acquire);
+                if (s == evicted) continue;
+                if (s == serving || s == moving || !state_[p].compare_exchange_strong(s, serving, std::memory_order_acq_rel)) {
+                    erase_later(p);
+                    continue;
+                }
+                static_cast<void>(store_.erase(p));
+                state_[p].store(s, std::memory_order_release);
+            }
         }
     }
 
@@ -685,6 +741,9 @@ private:
                 return stopping_.load(std::memory_order_relaxed) || wake_pending_.load(std::memory_order_relaxed);
             });
             if (stopping_.load(std::memory_order_relaxed)) break;
+            guard.unlock();
+            erase_deferred();
+            guard.lock();
             if (failed_.load(std::memory_order_relaxed)) continue;  // the region stopped evicting
             const bool woken = wake_pending_.exchange(false, std::memory_order_relaxed);
             if (resident_.load(std::memory_order_relaxed) <= evict_below_) continue;
@@ -695,6 +754,7 @@ private:
                 if (resident_now <= evict_below_) break;
                 if (evict_by_moving(evictor_slot(), std::min(batch_pages, resident_now - evict_below_)) == 0) break;
             }
+            evictor_rounds_.fetch_add(1, std::memory_order_release);
             guard.lock();
         }
     }
@@ -828,8 +888,15 @@ private:
     std::atomic<bool> failed_{false};
     std::vector<std::thread> handlers_;
     bool signal_entered_ = false;
-    // FaultService::faulting_thread: bit h set while a faulting thread evicts through handler_slot(h).
-    std::atomic<std::uint64_t> direct_slots_taken_{0};
+    // FaultService::faulting_thread: pages swapped in whose stored copy the evictor is to erase
+    // (erase_later), a ring of erase_capacity.
+    static constexpr std::size_t erase_capacity = 4096;
+    detail::SpinMutex erase_lock_{"region erase queue"};
+    std::unique_ptr<std::size_t[]> erase_queue_;
+    std::size_t erase_head_ = 0, erase_count_ = 0;  // under erase_lock_
+    // Rounds the evictor finished (woken, evicted what it could): a faulting thread waiting for
+    // room stops waiting after two.
+    std::atomic<std::uint64_t> evictor_rounds_{0};
 };
 
 }  // namespace zpage

@@ -39,6 +39,7 @@
 
 #include "../detail/assert.hpp"
 #include "../detail/os.hpp"
+#include "../detail/signal_context.hpp"
 #include "../detail/spin_mutex.hpp"
 #include "concept.hpp"
 #include "size_classes.hpp"
@@ -297,15 +298,22 @@ private:
     // it exits. Not a thread_local array: every thread of the program would carry that in static
     // TLS, cleared as it starts, for each page size instantiated (252 KiB a thread for the six
     // sizes 4-128 KiB), and threads created with small stacks would be refused. When the heap
-    // refuses, a static buffer per page size is shared under a lock; it is the last lock taken
+    // refuses, or in a compressed region's fault served in a signal handler (where nothing may be
+    // allocated), a static buffer per page size is shared under a lock; it is the last lock taken
     // (after an entry, class or codec stream), and nothing is taken while it is held.
     class GatherBuffer {
     public:
         GatherBuffer() noexcept {
-            thread_local std::unique_ptr<std::byte[]> own;
-            if (own == nullptr) own.reset(new (std::nothrow) std::byte[max_object_bytes]);
-            if (own != nullptr) {
-                data_ = own.get();
+            // `made` mirrors `own` without a destructor: reading it registers nothing, where the
+            // first use of `own` would register its destructor (which allocates).
+            thread_local std::byte* made = nullptr;
+            if (made == nullptr && !detail::in_fault_signal) {
+                thread_local std::unique_ptr<std::byte[]> own;
+                if (own == nullptr) own.reset(new (std::nothrow) std::byte[max_object_bytes]);
+                made = own.get();
+            }
+            if (made != nullptr) {
+                data_ = made;
                 return;
             }
             lock_ = std::unique_lock(fallback_lock());

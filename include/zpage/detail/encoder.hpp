@@ -114,6 +114,9 @@ public:
         return streams_.for_unit_decompression(unit_bytes);
     }
 
+    // Makes every stream's decoding context now (StreamPool::prepare_all_for_decompression).
+    void prepare_decode_streams(std::size_t unit_bytes = 0) { streams_.prepare_all_for_decompression(unit_bytes); }
+
     // A context for decode(), taken before the caller locks the entry it will decode.
     DecodeStream decode_stream() noexcept {
         if constexpr (std::is_empty_v<dctx_type>) {

@@ -26,6 +26,8 @@
 #include <mutex>
 #include <string>
 
+#include "signal_context.hpp"
+
 namespace zpage::detail {
 
 // A region that resolves its faults in the faulting thread.
@@ -95,8 +97,13 @@ public:
         for (Slot& slot : state().slots) {
             SignalServedRange* range = slot.range.load(std::memory_order_acquire);
             if (range != nullptr && address >= slot.begin.load(std::memory_order_relaxed) &&
-                address < slot.end.load(std::memory_order_relaxed))
-                return range->serve_fault(address);
+                address < slot.end.load(std::memory_order_relaxed)) {
+                const bool outer = in_fault_signal;
+                in_fault_signal = true;
+                const bool served = range->serve_fault(address);
+                in_fault_signal = outer;
+                return served;
+            }
         }
         return false;
     }

@@ -78,6 +78,11 @@ public:
           input_(std::make_unique<std::byte[]>(unit_bytes)),
           primary_dctx_(store.compressor().make_decompress_context()) {}
 
+    // Makes every stream a load of a grouped page can take now (Encoder::prepare_decode_streams).
+    void prepare_load_streams() {
+        std::apply([](auto&... encoder) { (encoder->prepare_decode_streams(unit_bytes), ...); }, encoders_);
+    }
+
     // Loads page `index`, held by secondary codec `codec`, into `page`. nullopt: the entry no
     // longer names that codec (stored over meanwhile); the caller starts over.
     std::optional<Status> load(std::size_t index, unsigned codec, typename Store::page_buffer page) noexcept {

@@ -84,6 +84,23 @@ public:
         s.scratch = std::make_unique_for_overwrite<std::byte[]>(scratch_bytes_);
     }
 
+    // Makes every slot's decompression context now (with `unit_bytes`, also the scratch and a unit
+    // buffer of that size, as for_unit_decompression does), throwing what the codec throws: for
+    // a caller whose loads must not allocate even on a slot's first use (a fault served in a
+    // signal handler). Any thread; waits for each slot in use to be free.
+    void prepare_all_for_decompression(std::size_t unit_bytes = 0) {
+        for (std::size_t i = 0; i < count_; ++i) {
+            Slot& slot = slots_[i];
+            while (slot.busy.exchange(true, std::memory_order_acquire)) std::this_thread::yield();
+            const Lease lease(&slot);
+            Stream& s = slot.stream;
+            if (!s.decompress) s.decompress.emplace(codec_.make_decompress_context());
+            if (unit_bytes == 0) continue;
+            if (!s.scratch) s.scratch = std::make_unique_for_overwrite<std::byte[]>(scratch_bytes_);
+            if (!s.unit) s.unit = std::make_unique<std::byte[]>(unit_bytes);
+        }
+    }
+
     // A stream with a compression context and the scratch buffer. Any thread.
     Lease for_compression() noexcept {
         return acquire([&](Stream& s) {
