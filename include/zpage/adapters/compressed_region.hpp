@@ -60,8 +60,11 @@
 //
 // Locks and waits: evict()'s mutex, then the CLOCK hand's mutex (held only to pick victims, with
 // nothing under it); the evictor's mutex is held only to sleep and to be woken, by the evictor and
-// by the handlers' watch, each on a condition of its own. The store is called with none of them
-// held. A handler (or faulting thread) that finds a page being served by another, or moved out
+// by the handlers' watch, each on a condition of its own. The erase queue's spin lock
+// (faulting-thread service) is a leaf, held only to push or pop indices. The store is called with
+// none of them held. A faulting thread at a full budget waits (a yield loop) for room or for two
+// rounds of the evictor, which never waits on a faulting thread: a page one holds goes back in the
+// erase queue. A handler (or faulting thread) that finds a page being served by another, or moved out
 // by one, waits for it (a yield loop); that other needs only the store and the kernel to finish,
 // and if a handler stalls instead, the failover ends the wait. zpage's code never touches the
 // region's memory (only through userfaultfd ioctls), so none of it faults there: no wait has a
