@@ -19,6 +19,7 @@
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -186,6 +187,24 @@ char thread_state(pid_t tid) noexcept {
     return name_end != std::string_view::npos && name_end + 2 < stat.size() ? stat[name_end + 2] : '?';
 }
 
+// Whether thread `tid` is inside a SIGBUS handler: the signal is blocked while its handler runs
+// (zpage's installs none with SA_NODEFER). Where a fault is served in the faulting thread, that
+// is where a thread waiting on a page spins.
+bool in_sigbus_handler(pid_t tid) noexcept {
+    const std::string path = "/proc/self/task/" + std::to_string(tid) + "/status";
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char text[4096];
+    const ssize_t got = ::read(fd, text, sizeof text - 1);
+    ::close(fd);
+    if (got <= 0) return false;
+    const std::string_view status(text, static_cast<std::size_t>(got));
+    const std::size_t at = status.find("SigBlk:");
+    if (at == std::string_view::npos) return false;
+    const unsigned long long blocked = std::strtoull(text + at + 7, nullptr, 16);
+    return (blocked >> (SIGBUS - 1) & 1) != 0;
+}
+
 // ---- the region, its pages and its counters ----
 
 // Page i of a region: a real page (from the corpora, where present) with i in its first bytes.
@@ -295,7 +314,7 @@ struct WriteRace {
 WriteRace race;
 
 // Before the move out of a protected page is refused: the writer writes to it and, finding it
-// being moved, waits in its fault; for ENOENT the program then discards the page, which is what
+// being moved, waits in its fault (asleep in the kernel, or spinning in its SIGBUS handler); for ENOENT the program then discards the page, which is what
 // that errno means. Every wait is bounded: a setup that did not work shows as writer_held false.
 void hold_writer_on_the_move(Call, std::uintptr_t, std::uintptr_t src) noexcept {
     race.target.store(src);
@@ -303,8 +322,9 @@ void hold_writer_on_the_move(Call, std::uintptr_t, std::uintptr_t src) noexcept 
     while (!race.writing.load() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
     // Nothing between `writing` and the write sleeps but the write's fault.
     while (!race.written.load() && std::chrono::steady_clock::now() < deadline) {
-        const char state = thread_state(race.writer_tid.load());
-        if (state == 'S' || state == 'D') break;
+        const pid_t writer = race.writer_tid.load();
+        const char state = thread_state(writer);
+        if (state == 'S' || state == 'D' || in_sigbus_handler(writer)) break;
         std::this_thread::sleep_for(1ms);
     }
     std::this_thread::sleep_for(20ms);  // the protection fault read and set aside by a handler
