@@ -103,13 +103,23 @@ TEST_CASE_TEMPLATE("writes racing with eviction are never lost", Service, ZPAGE_
     a.join();
     b.join();
     std::size_t wrong = 0;
+    std::vector<std::string> wrong_pages;  // the first few
     for (std::size_t i = 0; i < pages; ++i) {
         zpage_test::Page want = content(sample, i);
         std::memcpy(want.data() + counter_offset, &model[i], sizeof model[i]);
-        wrong += std::memcmp(base + i * page, want.data(), page) != 0;
+        zpage_test::Page got;
+        std::memcpy(got.data(), base + i * page, page);
+        if (got == want) continue;
+        ++wrong;
+        std::uint64_t counter = 0;
+        std::memcpy(&counter, got.data() + counter_offset, sizeof counter);
+        if (wrong_pages.size() < 8)
+            wrong_pages.push_back(describe_wrong(i, got, want) + ", counter " + std::to_string(counter) + " of " +
+                                  std::to_string(model[i]));
     }
     const zpage::RegionStats s = region.stats();
     MESSAGE("swap-outs " << s.swap_outs << ", swap-ins " << s.swap_ins << ", write faults " << s.write_faults);
+    for (const std::string& w : wrong_pages) MESSAGE("wrong: " << w);
     CHECK(wrong == 0);
     CHECK(s.swap_outs > pages);
     CHECK(s.write_faults > 0);

@@ -1,8 +1,9 @@
 // A watchdog for tests with background threads: a hang fails the test, it never stalls CI.
 //
 // Each worker thread takes a Watchdog::Worker slot, calls working(op, index) before each
-// operation and done() after it. A monitor thread sums the slots' operation counts every 100 ms;
-// when no slot has moved for `stall_limit`, it prints what every worker was doing (its role, its
+// operation and done() after it. A monitor thread looks at the slots' operation counts every
+// 100 ms; when no slot has moved for `stall_limit`, or one worker has been inside one operation
+// that long while the others go on (a lost wake-up), it prints what every worker was doing (its role, its
 // operation and index, and the zpage lock or pool it is waiting for, from
 // zpage::detail::waiting_for()) and ends the process with exit status 3: a deadlocked thread
 // cannot be joined, so no assertion could report it otherwise.
@@ -15,10 +16,12 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace zpage_test {
 
@@ -82,19 +85,38 @@ private:
         std::unique_lock guard(lock_);
         std::uint64_t last_total = ~std::uint64_t{0};
         auto last_change = std::chrono::steady_clock::now();
+        // Per worker: its operation count when last seen, and since when it has been in this one.
+        std::vector<std::uint64_t> worker_ops;
+        std::vector<std::chrono::steady_clock::time_point> worker_since;
         while (!stopping_) {
             wake_.wait_for(guard, std::chrono::milliseconds(100));
-            std::uint64_t total = 0;
-            bool anyone_working = false;
-            for (const Worker& w : workers_) {
-                total += w.operations();
-                anyone_working |= w.op_.load(std::memory_order_relaxed) != nullptr;
-            }
             const auto now = std::chrono::steady_clock::now();
-            if (total != last_total || !anyone_working) {
+            std::uint64_t total = 0;
+            bool anyone_working = false, one_stuck = false;
+            std::size_t i = 0;
+            for (const Worker& w : workers_) {
+                const std::uint64_t ops = w.operations();
+                const char* op = w.op_.load(std::memory_order_relaxed);
+                total += ops;
+                anyone_working |= op != nullptr;
+                const bool inside = op != nullptr && std::strcmp(op, "between operations") != 0 &&
+                                    std::strcmp(op, "starting") != 0;
+                if (i == worker_ops.size()) {
+                    worker_ops.push_back(ops);
+                    worker_since.push_back(now);
+                }
+                if (ops != worker_ops[i] || !inside) {
+                    worker_ops[i] = ops;
+                    worker_since[i] = now;
+                } else if (now - worker_since[i] >= stall_limit_) {
+                    one_stuck = true;
+                }
+                ++i;
+            }
+            if ((total != last_total || !anyone_working) && !one_stuck) {
                 last_total = total;
                 last_change = now;
-            } else if (now - last_change >= stall_limit_) {
+            } else if (one_stuck || now - last_change >= stall_limit_) {
                 report();
                 std::fflush(stderr);
                 std::_Exit(3);
@@ -103,7 +125,7 @@ private:
     }
 
     void report() const {
-        std::fprintf(stderr, "\nwatchdog: %s: no operation finished for %lld ms; where each thread is:\n",
+        std::fprintf(stderr, "\nwatchdog: %s: a thread made no progress for %lld ms; where each thread is:\n",
                      what_.c_str(), static_cast<long long>(stall_limit_.count()));
         for (const Worker& w : workers_) {
             const char* op = w.op_.load(std::memory_order_relaxed);
