@@ -314,8 +314,8 @@ struct WriteRace {
 WriteRace race;
 
 // Before the move out of a protected page is refused: the writer writes to it and, finding it
-// being moved, waits in its fault (asleep in the kernel, or spinning in its SIGBUS handler); for ENOENT the program then discards the page, which is what
-// that errno means. Every wait is bounded: a setup that did not work shows as writer_held false.
+// being moved, waits in its fault (asleep in the kernel, or spinning in its SIGBUS handler); for
+// ENOENT the program then discards the page, which is what that errno means. Every wait is bounded: a setup that did not work shows as writer_held false.
 void hold_writer_on_the_move(Call, std::uintptr_t, std::uintptr_t src) noexcept {
     race.target.store(src);
     const auto deadline = std::chrono::steady_clock::now() + 5s;

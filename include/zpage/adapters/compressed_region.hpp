@@ -331,13 +331,41 @@ private:
                               std::string(std::strerror(errno)));
     }
 
+    // The address space a mapping of `bytes` holds: whole 2 MiB stretches, each one page table's
+    // worth, so that no page table of the region's is shared with another mapping.
+    static std::size_t span_of(std::size_t bytes) noexcept {
+        constexpr std::size_t table = detail::os::huge_page_bytes;
+        return (bytes + table - 1) / table * table;
+    }
+
+    // Maps `bytes` at the start of span_of(bytes) of address space of its own: aligned, and the
+    // rest kept inaccessible (PROT_NONE) so that nothing else is mapped there. Why: the kernel
+    // frees a page table that MADV_DONTNEED leaves empty (CONFIG_PT_RECLAIM, Linux 6.14), and a
+    // table the region shared with the staging pages, or with memory the C library gives back,
+    // would be freed under the region's own moves and copies. Release with unmap().
     static std::byte* map(std::size_t bytes) {
-        void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (p == MAP_FAILED) throw RegionError("zpage::CompressedRegion: mmap of " + std::to_string(bytes) +
-                                               " bytes: " + std::strerror(errno));
+        const std::size_t span = span_of(bytes), table = detail::os::huge_page_bytes;
+        void* raw = ::mmap(nullptr, span + table, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (raw == MAP_FAILED) throw RegionError("zpage::CompressedRegion: mmap of " + std::to_string(bytes) +
+                                                 " bytes: " + std::strerror(errno));
+        auto* const start = static_cast<std::byte*>(raw);
+        const std::size_t lead = (table - reinterpret_cast<std::uintptr_t>(start) % table) % table;
+        std::byte* const p = start + lead;
+        if (lead != 0) ::munmap(start, lead);
+        ::munmap(p + span, table - lead);
+        if (::mprotect(p, bytes, PROT_READ | PROT_WRITE) != 0) {
+            const int error = errno;
+            ::munmap(p, span);
+            throw RegionError("zpage::CompressedRegion: mprotect of " + std::to_string(bytes) +
+                              " bytes: " + std::strerror(error));
+        }
         // Pages move one at a time; a huge page would have to be split first.
         static_cast<void>(::madvise(p, bytes, MADV_NOHUGEPAGE));
-        return static_cast<std::byte*>(p);
+        return p;
+    }
+
+    static void unmap(std::byte* p, std::size_t bytes) noexcept {
+        if (p != nullptr) ::munmap(p, span_of(bytes));
     }
 
     bool served_in_faulting_thread() const noexcept {
@@ -373,13 +401,13 @@ private:
             static_cast<void>(::mprotect(region_, config_.bytes, PROT_NONE));
             if (signal_entered_) detail::FaultSignal::leave(this);
             if (fd_ >= 0) detail::uffd::unregister(fd_, region_, config_.bytes);
-            ::munmap(region_, config_.bytes);
+            unmap(region_, config_.bytes);
             erase_deferred();
             for (std::size_t p = 0; p < pages_; ++p)
                 if (state_[p].load(std::memory_order_relaxed) == evicted) static_cast<void>(store_.erase(p));
         }
-        if (staging_ != nullptr) ::munmap(staging_, staging_pages() * page_bytes);
-        if (buffers_ != nullptr) ::munmap(buffers_, config_.handler_threads * page_bytes);
+        unmap(staging_, staging_pages() * page_bytes);
+        unmap(buffers_, config_.handler_threads * page_bytes);
         if (stop_fd_ >= 0) ::close(stop_fd_);
         if (fd_ >= 0) ::close(fd_);
         region_ = staging_ = buffers_ = nullptr;
@@ -476,7 +504,7 @@ private:
         if (address < reinterpret_cast<std::uintptr_t>(region_) || p >= pages_) return;  // staging: never faults
         const bool write_protected = (message.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) != 0;
         if (failed_.load(std::memory_order_acquire)) serve_failed(p, write_protected);
-        else if (write_protected) serve_write(p);
+        else if (write_protected) serve_write(h, p);
         else serve(p, buffers_ + h * page_bytes, handler_slot(h));
     }
 
@@ -625,17 +653,21 @@ private:
 
     // A write to a page the CLOCK hand protected as it passed: the page is in use, so it is
     // marked referenced and the protection lifted (which wakes the writer).
-    void serve_write(std::size_t p) noexcept {
+    void serve_write(unsigned h, std::size_t p) noexcept {
         for (;;) {
             std::uint8_t s = state_[p].load(std::memory_order_acquire);
-            if (s == serving) {
+            if (s == serving || s == moving) {  // another thread has it: it finishes soon
                 if (failed_.load(std::memory_order_relaxed)) return;
                 std::this_thread::yield();
                 continue;
             }
-            // Being evicted, or gone: whoever evicts a page wakes its writers once it is absent,
-            // and they fault again as on a missing page. Else a stale message.
-            if (s != resident) return;
+            if (s != resident) {
+                // Gone since the write faulted (evicted, discarded): the writer waits for it as
+                // for a missing page, and the wake-up of whoever took it may have come before the
+                // writer began to wait. So it is served as missing, which wakes the writer.
+                static_cast<void>(serve(p, buffers_ + h * page_bytes, handler_slot(h)));
+                return;
+            }
             if (!state_[p].compare_exchange_strong(s, serving, std::memory_order_acq_rel)) continue;
             if (detail::uffd::write_protect(fd_, page_at(p), page_bytes, false) != 0) {
                 // Refused (the address space changing), and the writer not woken: it writes
@@ -825,14 +857,18 @@ private:
     std::size_t evict_page(std::size_t p, std::byte* staging) noexcept {
         const int moved = detail::uffd::move(fd_, staging, page_at(p), page_bytes);
         if (moved != 0) {
-            if (moved == ENOENT) {  // the program discarded it: it reads as zeros, as never written
+            // ENOENT: no page there, so the program discarded it: it reads as zeros, as never
+            // written. Asked again under the page table's lock: the move looks at the page without
+            // it first, and a protection change elsewhere in the table (the CLOCK hand's, another
+            // evicting thread's) clears an entry for a moment while it rewrites it.
+            if (moved == ENOENT && !detail::os::page_mapped(page_at(p))) {
                 resident_.fetch_sub(1, std::memory_order_relaxed);
                 state_[p].store(untouched, std::memory_order_release);
             } else {  // refused (EBUSY: pinned, or shared with a child; EAGAIN; ENOMEM): it stays
                 state_[p].store(resident, std::memory_order_release);
             }
-            // A writer that met the page's write protection meanwhile found it moving and waits
-            // for this wake-up (a failed move wakes no one): it writes again, to whatever is there.
+            // Whoever waits on the page is woken (a failed move wakes no one): it touches the
+            // page again, and finds whatever is there.
             wake(p);
             return 0;
         }

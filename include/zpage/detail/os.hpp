@@ -98,6 +98,13 @@ inline bool decommit(std::byte* p, std::size_t bytes) noexcept {
     return ::madvise(p, bytes, MADV_DONTNEED) == 0;
 }
 
+// Whether the page at `page` (page-aligned) is mapped to memory now (mincore(2), which reads the
+// page table under its lock): false for a page never touched or discarded. Never faults it in.
+[[nodiscard]] inline bool page_mapped(const void* page) noexcept {
+    unsigned char resident = 0;
+    return ::mincore(const_cast<void*>(page), page_bytes, &resident) == 0 && (resident & 1) != 0;
+}
+
 // Starts `body` on a thread of zpage's own, named `name` (15 characters at most) in top and
 // debuggers, with every asynchronous signal blocked, so that the program's signal handlers run on
 // the program's threads (faults such as SIGSEGV stay deliverable, for sanitizers and debuggers).
