@@ -179,6 +179,8 @@ struct RegionStats {
     std::uint64_t failed_swap_outs = 0;  // evictions the store refused (the page stayed resident)
     std::uint64_t poisoned_pages = 0;    // pages the store could not return: their access raises SIGBUS
     std::uint64_t handler_stalls = 0;    // 1 once a handler stalled and the region failed over (SIGBUS)
+    // The two counts are read one after the other: while the evictor or a fault moves a page
+    // between them, it may show in both, or in neither, for a moment.
     std::uint64_t resident_pages = 0;    // pages resident now, by the region's count
     std::uint64_t swapped_pages = 0;     // pages in the store now
 
