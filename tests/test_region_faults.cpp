@@ -23,7 +23,6 @@
 #include <cstring>
 #include <random>
 #include <string>
-#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -173,35 +172,32 @@ bool protected_region_page(Call, std::uintptr_t, std::uintptr_t src) noexcept {
     return in_region(src) && page_bits(src).write_protected;
 }
 
-// A thread's scheduler state from /proc: 'R' running, 'S' or 'D' asleep in the kernel.
-char thread_state(pid_t tid) noexcept {
-    const std::string path = "/proc/self/task/" + std::to_string(tid) + "/stat";
+// The start of /proc/self/task/<tid>/<file>, empty when it cannot be read.
+std::string task_file(pid_t tid, const char* file) {
+    const std::string path = "/proc/self/task/" + std::to_string(tid) + "/" + file;
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return '?';
-    char text[512];
-    const ssize_t got = ::read(fd, text, sizeof text - 1);
+    if (fd < 0) return {};
+    char text[4096];
+    const ssize_t got = ::read(fd, text, sizeof text);
     ::close(fd);
-    if (got <= 0) return '?';
-    const std::string_view stat(text, static_cast<std::size_t>(got));
+    return got > 0 ? std::string(text, static_cast<std::size_t>(got)) : std::string();
+}
+
+// A thread's scheduler state from /proc: 'R' running, 'S' or 'D' asleep in the kernel.
+char thread_state(pid_t tid) {
+    const std::string stat = task_file(tid, "stat");
     const std::size_t name_end = stat.rfind(')');  // the name may hold spaces and parentheses
-    return name_end != std::string_view::npos && name_end + 2 < stat.size() ? stat[name_end + 2] : '?';
+    return name_end != std::string::npos && name_end + 2 < stat.size() ? stat[name_end + 2] : '?';
 }
 
 // Whether thread `tid` is inside a SIGBUS handler: the signal is blocked while its handler runs
 // (zpage's installs none with SA_NODEFER). Where a fault is served in the faulting thread, that
 // is where a thread waiting on a page spins.
-bool in_sigbus_handler(pid_t tid) noexcept {
-    const std::string path = "/proc/self/task/" + std::to_string(tid) + "/status";
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    char text[4096];
-    const ssize_t got = ::read(fd, text, sizeof text - 1);
-    ::close(fd);
-    if (got <= 0) return false;
-    const std::string_view status(text, static_cast<std::size_t>(got));
+bool in_sigbus_handler(pid_t tid) {
+    const std::string status = task_file(tid, "status");
     const std::size_t at = status.find("SigBlk:");
-    if (at == std::string_view::npos) return false;
-    const unsigned long long blocked = std::strtoull(text + at + 7, nullptr, 16);
+    if (at == std::string::npos) return false;
+    const unsigned long long blocked = std::strtoull(status.c_str() + at + 7, nullptr, 16);
     return (blocked >> (SIGBUS - 1) & 1) != 0;
 }
 
@@ -315,7 +311,8 @@ WriteRace race;
 
 // Before the move out of a protected page is refused: the writer writes to it and, finding it
 // being moved, waits in its fault (asleep in the kernel, or spinning in its SIGBUS handler); for
-// ENOENT the program then discards the page, which is what that errno means. Every wait is bounded: a setup that did not work shows as writer_held false.
+// ENOENT the program then discards the page, which is what that errno means. Every wait is
+// bounded: a setup that did not work shows as writer_held false.
 void hold_writer_on_the_move(Call, std::uintptr_t, std::uintptr_t src) noexcept {
     race.target.store(src);
     const auto deadline = std::chrono::steady_clock::now() + 5s;

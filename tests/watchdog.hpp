@@ -3,8 +3,8 @@
 // Each worker thread takes a Watchdog::Worker slot, calls working(op, index) before each
 // operation and done() after it. A monitor thread looks at the slots' operation counts every
 // 100 ms; when no slot has moved for `stall_limit`, or one worker has been inside one operation
-// that long while the others go on (a lost wake-up), it prints what every worker was doing (its role, its
-// operation and index, and the zpage lock or pool it is waiting for, from
+// that long while the others go on (a lost wake-up), it prints what every worker was doing (its
+// role, its operation and index, and the zpage lock or pool it is waiting for, from
 // zpage::detail::waiting_for()) and ends the process with exit status 3: a deadlocked thread
 // cannot be joined, so no assertion could report it otherwise.
 #pragma once
@@ -113,10 +113,11 @@ private:
                 }
                 ++i;
             }
-            if ((total != last_total || !anyone_working) && !one_stuck) {
+            if (total != last_total || !anyone_working) {
                 last_total = total;
                 last_change = now;
-            } else if (one_stuck || now - last_change >= stall_limit_) {
+            }
+            if (one_stuck || now - last_change >= stall_limit_) {
                 report();
                 std::fflush(stderr);
                 std::_Exit(3);
