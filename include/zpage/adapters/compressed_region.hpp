@@ -333,41 +333,17 @@ private:
                               std::string(std::strerror(errno)));
     }
 
-    // The address space a mapping of `bytes` holds: whole 2 MiB stretches, each one page table's
-    // worth, so that no page table of the region's is shared with another mapping.
-    static std::size_t span_of(std::size_t bytes) noexcept {
-        constexpr std::size_t table = detail::os::huge_page_bytes;
-        return (bytes + table - 1) / table * table;
-    }
-
-    // Maps `bytes` at the start of span_of(bytes) of address space of its own: aligned, and the
-    // rest kept inaccessible (PROT_NONE) so that nothing else is mapped there. Why: the kernel
-    // frees a page table that MADV_DONTNEED leaves empty (CONFIG_PT_RECLAIM, Linux 6.14), and a
-    // table the region shared with the staging pages, or with memory the C library gives back,
-    // would be freed under the region's own moves and copies. Release with unmap().
     static std::byte* map(std::size_t bytes) {
-        const std::size_t span = span_of(bytes), table = detail::os::huge_page_bytes;
-        void* raw = ::mmap(nullptr, span + table, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (raw == MAP_FAILED) throw RegionError("zpage::CompressedRegion: mmap of " + std::to_string(bytes) +
-                                                 " bytes: " + std::strerror(errno));
-        auto* const start = static_cast<std::byte*>(raw);
-        const std::size_t lead = (table - reinterpret_cast<std::uintptr_t>(start) % table) % table;
-        std::byte* const p = start + lead;
-        if (lead != 0) ::munmap(start, lead);
-        ::munmap(p + span, table - lead);
-        if (::mprotect(p, bytes, PROT_READ | PROT_WRITE) != 0) {
-            const int error = errno;
-            ::munmap(p, span);
-            throw RegionError("zpage::CompressedRegion: mprotect of " + std::to_string(bytes) +
-                              " bytes: " + std::strerror(error));
-        }
+        void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) throw RegionError("zpage::CompressedRegion: mmap of " + std::to_string(bytes) +
+                                               " bytes: " + std::strerror(errno));
         // Pages move one at a time; a huge page would have to be split first.
         static_cast<void>(::madvise(p, bytes, MADV_NOHUGEPAGE));
-        return p;
+        return static_cast<std::byte*>(p);
     }
 
     static void unmap(std::byte* p, std::size_t bytes) noexcept {
-        if (p != nullptr) ::munmap(p, span_of(bytes));
+        if (p != nullptr) ::munmap(p, bytes);
     }
 
     bool served_in_faulting_thread() const noexcept {
@@ -857,13 +833,9 @@ private:
     // Moves page p (moving) out of the region into `staging`, stores it, and wakes any writer
     // waiting on it; a page the store refuses goes back. Returns 1 when it went.
     std::size_t evict_page(std::size_t p, std::byte* staging) noexcept {
-        const int moved = detail::uffd::move(fd_, staging, page_at(p), page_bytes);
+        const int moved = detail::uffd::move(fd_, staging, page_at(p));
         if (moved != 0) {
-            // ENOENT: no page there, so the program discarded it: it reads as zeros, as never
-            // written. Asked again under the page table's lock: the move looks at the page without
-            // it first, and a protection change elsewhere in the table (the CLOCK hand's, another
-            // evicting thread's) clears an entry for a moment while it rewrites it.
-            if (moved == ENOENT && !detail::os::page_mapped(page_at(p))) {
+            if (moved == ENOENT) {  // the program discarded it: it reads as zeros, as never written
                 resident_.fetch_sub(1, std::memory_order_relaxed);
                 state_[p].store(untouched, std::memory_order_release);
             } else {  // refused (EBUSY: pinned, or shared with a child; EAGAIN; ENOMEM): it stays
@@ -895,7 +867,7 @@ private:
     // EEXIST from the copy is the kernel's word that a page is there.
     void put_back(std::size_t p, std::byte* staging) noexcept {
         while (!stopping_.load(std::memory_order_relaxed)) {
-            if (detail::uffd::move(fd_, page_at(p), staging, page_bytes) == 0) return;
+            if (detail::uffd::move(fd_, page_at(p), staging) == 0) return;
             const int copied = detail::uffd::copy(fd_, page_at(p), staging, page_bytes);
             if (copied == 0 || copied == EEXIST) return;
             std::this_thread::yield();

@@ -17,6 +17,8 @@
 #include <cstring>
 #include <string>
 
+#include "os.hpp"
+
 namespace zpage::detail::uffd {
 
 // The calls a test can make fail: those that change a page of a registered range.
@@ -31,16 +33,25 @@ enum class Call : std::uint8_t {
 };
 
 // Test hook: when set, consulted before each of those calls with the call, its destination and
-// its source (0 where it has none; the range's start for the range calls). A nonzero result is
+// its source (0 where it has none; the range's start for the range calls). A positive result is
 // an errno the call returns instead of asking the kernel, so the pages stay as they were and no
-// waiting thread is woken, as when the kernel refuses. Unset, a call costs one atomic load more.
+// waiting thread is woken, as when the kernel refuses. A negative one, -errno, is for a kernel
+// that does the call and reports that errno all the same (UFFDIO_MOVE only, see move()).
+// Unset, a call costs one atomic load more.
 using FaultInjector = int (*)(Call call, std::uintptr_t dst, std::uintptr_t src) noexcept;
 inline std::atomic<FaultInjector> fault_injector{nullptr};
 
-[[nodiscard]] inline int injected(Call call, const void* dst, const void* src = nullptr) noexcept {
+// What the hook says of a call: 0 (make it), an errno to return instead, or -errno (see above).
+[[nodiscard]] inline int injected_result(Call call, const void* dst, const void* src = nullptr) noexcept {
     const FaultInjector hook = fault_injector.load(std::memory_order_acquire);
     return hook != nullptr ? hook(call, reinterpret_cast<std::uintptr_t>(dst), reinterpret_cast<std::uintptr_t>(src))
                            : 0;
+}
+
+// The errno a call returns without asking the kernel, or 0.
+[[nodiscard]] inline int injected(Call call, const void* dst, const void* src = nullptr) noexcept {
+    const int result = injected_result(call, dst, src);
+    return result > 0 ? result : 0;
 }
 
 #ifndef UFFD_FEATURE_MOVE
@@ -157,14 +168,24 @@ inline int zero(int fd, void* dst, std::size_t bytes) noexcept {
     return range_ioctl<uffdio_zeropage>(fd, UFFDIO_ZEROPAGE, dst, bytes);
 }
 
-// Moves the page(s) at `src` to `dst` (whose page must be absent): afterwards `src` is absent.
-inline int move(int fd, void* dst, void* src, std::size_t bytes) noexcept {
-    if (const int error = injected(Call::move, dst, src); error != 0) return error;
+// Moves the page at `src` to `dst`: afterwards `src` is absent. Returns 0 or the errno.
+// `dst` must be absent before the call and stay the caller's alone (nothing else maps it), and so
+// must `src` while the call runs. Why: Linux 6.18's UFFDIO_MOVE, when it has to try a page again
+// (its entry changed under it: a write protection set elsewhere, the accessed bit), can move the
+// page and then, trying it once more, fail with EEXIST, finding its own move's page at `dst`.
+// Under the precondition, an EEXIST with a page at `dst` and none at `src` is such a move and is
+// returned as done; a caller that took it for a refusal would drop the page with `dst`.
+inline int move(int fd, void* dst, void* src) noexcept {
+    const int injection = injected_result(Call::move, dst, src);
+    if (injection > 0) return injection;
     uffdio_move m{};
     m.dst = reinterpret_cast<std::uintptr_t>(dst);
     m.src = reinterpret_cast<std::uintptr_t>(src);
-    m.len = bytes;
-    return ::ioctl(fd, ioctl_move, &m) == 0 ? 0 : errno;
+    m.len = os::page_bytes;
+    int error = ::ioctl(fd, ioctl_move, &m) == 0 ? 0 : errno;
+    if (error == 0 && injection < 0) error = -injection;
+    if (error == EEXIST && os::page_mapped(dst) && !os::page_mapped(src)) return 0;
+    return error;
 }
 
 inline int poison(int fd, void* dst, std::size_t bytes) noexcept {
