@@ -1,5 +1,5 @@
-// The compressed region's two ways of serving a fault, as types for doctest's TEST_CASE_TEMPLATE,
-// so that a region test runs under each.
+// The compressed region's two ways of serving a fault, and its two ways of evicting a page, as
+// types for doctest's TEST_CASE_TEMPLATE, so that a region test runs under each.
 #pragma once
 
 #include <zpage/adapters/compressed_region.hpp>
@@ -10,14 +10,27 @@ namespace zpage_test {
 
 struct HandlerThread {
     static constexpr zpage::FaultService value = zpage::FaultService::handler_thread;
+    static constexpr zpage::Eviction eviction = zpage::Eviction::in_place;
 };
 struct FaultingThread {
     static constexpr zpage::FaultService value = zpage::FaultService::faulting_thread;
+    static constexpr zpage::Eviction eviction = zpage::Eviction::in_place;
+};
+struct HandlerThreadEvictingByMove : HandlerThread {
+    static constexpr zpage::Eviction eviction = zpage::Eviction::by_move;
+};
+struct FaultingThreadEvictingByMove : FaultingThread {
+    static constexpr zpage::Eviction eviction = zpage::Eviction::by_move;
 };
 
 }  // namespace zpage_test
 
 TYPE_TO_STRING(zpage_test::HandlerThread);
 TYPE_TO_STRING(zpage_test::FaultingThread);
+TYPE_TO_STRING(zpage_test::HandlerThreadEvictingByMove);
+TYPE_TO_STRING(zpage_test::FaultingThreadEvictingByMove);
 
 #define ZPAGE_TEST_FAULT_SERVICES zpage_test::HandlerThread, zpage_test::FaultingThread
+// Each service with each way of evicting.
+#define ZPAGE_TEST_REGION_MODES \
+    ZPAGE_TEST_FAULT_SERVICES, zpage_test::HandlerThreadEvictingByMove, zpage_test::FaultingThreadEvictingByMove

@@ -59,7 +59,7 @@ std::string describe_wrong(std::size_t i, const zpage_test::Page& got, const zpa
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("writes racing with eviction are never lost", Service, ZPAGE_TEST_FAULT_SERVICES) {
+TEST_CASE_TEMPLATE("writes racing with eviction are never lost", Service, ZPAGE_TEST_REGION_MODES) {
     if (const std::string why = region_unavailable(); !why.empty()) {
         MESSAGE("skipped: " << why);
         return;
@@ -68,7 +68,7 @@ TEST_CASE_TEMPLATE("writes racing with eviction are never lost", Service, ZPAGE_
     const std::size_t writes = zpage_test::scaled(40000, 4);
     const std::vector<zpage_test::Page> sample = zpage_test::test_pages(512, zpage_test::test_seed());
     zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
-    Region region(store, {.bytes = pages * page, .resident_budget_bytes = 256 * page, .fault_service = Service::value});
+    Region region(store, {.bytes = pages * page, .resident_budget_bytes = 256 * page, .fault_service = Service::value, .eviction = Service::eviction});
     std::byte* const base = region.data();
     for (std::size_t i = 0; i < pages; ++i) std::memcpy(base + i * page, content(sample, i).data(), page);
 
@@ -125,7 +125,7 @@ TEST_CASE_TEMPLATE("writes racing with eviction are never lost", Service, ZPAGE_
     CHECK(s.write_faults > 0);
 }
 
-TEST_CASE_TEMPLATE("pages written over and over stay resident while a stream of others passes through", Service, ZPAGE_TEST_FAULT_SERVICES) {
+TEST_CASE_TEMPLATE("pages written over and over stay resident while a stream of others passes through", Service, ZPAGE_TEST_REGION_MODES) {
     if (const std::string why = region_unavailable(); !why.empty()) {
         MESSAGE("skipped: " << why);
         return;
@@ -138,7 +138,7 @@ TEST_CASE_TEMPLATE("pages written over and over stay resident while a stream of 
     // which comes before any write could be seen.
     constexpr std::size_t pages = 8192, hot = 64, warm_up = 2048;
     zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
-    Region region(store, {.bytes = pages * page, .resident_budget_bytes = 512 * page, .fault_service = Service::value});
+    Region region(store, {.bytes = pages * page, .resident_budget_bytes = 512 * page, .fault_service = Service::value, .eviction = Service::eviction});
     std::byte* const base = region.data();
     zpage_test::Watchdog watchdog(10000ms, "hot pages");
     auto& me = watchdog.enroll("program");
@@ -163,7 +163,7 @@ TEST_CASE_TEMPLATE("pages written over and over stay resident while a stream of 
     CHECK(s.swap_ins - warm.swap_ins <= hot / 4);
 }
 
-TEST_CASE_TEMPLATE("pages the program discards while they are evicted: no hang, their bytes or zeros", Service, ZPAGE_TEST_FAULT_SERVICES) {
+TEST_CASE_TEMPLATE("pages the program discards while they are evicted: no hang, their bytes or zeros", Service, ZPAGE_TEST_REGION_MODES) {
     if (const std::string why = region_unavailable(); !why.empty()) {
         MESSAGE("skipped: " << why);
         return;
@@ -171,7 +171,7 @@ TEST_CASE_TEMPLATE("pages the program discards while they are evicted: no hang, 
     constexpr std::size_t pages = 1024;
     const std::vector<zpage_test::Page> sample = zpage_test::test_pages(256, zpage_test::test_seed());
     zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
-    Region region(store, {.bytes = pages * page, .resident_budget_bytes = 256 * page, .fault_service = Service::value});
+    Region region(store, {.bytes = pages * page, .resident_budget_bytes = 256 * page, .fault_service = Service::value, .eviction = Service::eviction});
     std::byte* const base = region.data();
     for (std::size_t i = 0; i < pages; ++i) std::memcpy(base + i * page, content(sample, i).data(), page);
     zpage_test::Watchdog watchdog(10000ms, "discards");
@@ -216,7 +216,7 @@ TEST_CASE_TEMPLATE("pages the program discards while they are evicted: no hang, 
     CHECK(wrong == 0);
 }
 
-TEST_CASE_TEMPLATE("threads faulting on the same pages at once, while pages are evicted, read their bytes", Service, ZPAGE_TEST_FAULT_SERVICES) {
+TEST_CASE_TEMPLATE("threads faulting on the same pages at once, while pages are evicted, read their bytes", Service, ZPAGE_TEST_REGION_MODES) {
     if (const std::string why = region_unavailable(); !why.empty()) {
         MESSAGE("skipped: " << why);
         return;
@@ -228,7 +228,7 @@ TEST_CASE_TEMPLATE("threads faulting on the same pages at once, while pages are 
     const std::size_t reads = zpage_test::scaled(10000, 2);
     const std::vector<zpage_test::Page> sample = zpage_test::test_pages(256, zpage_test::test_seed());
     zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
-    Region region(store, {.bytes = pages * page, .resident_budget_bytes = 128 * page, .fault_service = Service::value, .handler_threads = 2});
+    Region region(store, {.bytes = pages * page, .resident_budget_bytes = 128 * page, .fault_service = Service::value, .eviction = Service::eviction, .handler_threads = 2});
     std::byte* const base = region.data();
     for (std::size_t i = 0; i < pages; ++i) std::memcpy(base + i * page, content(sample, i).data(), page);
     zpage_test::Watchdog watchdog(10000ms, "same pages");

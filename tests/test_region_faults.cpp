@@ -148,6 +148,7 @@ bool in_region(std::uintptr_t address) noexcept {
 bool into_region(Call, std::uintptr_t dst, std::uintptr_t) noexcept { return in_region(dst); }
 bool out_of_region(Call, std::uintptr_t, std::uintptr_t src) noexcept { return in_region(src); }
 bool on_chosen_page(Call, std::uintptr_t dst, std::uintptr_t) noexcept { return dst == chosen_page.load(); }
+bool on_region(Call, std::uintptr_t dst, std::uintptr_t src) noexcept { return in_region(dst) || in_region(src); }
 
 // ---- what the kernel says of a page and a thread, without touching either ----
 
@@ -214,10 +215,11 @@ Page content(const std::vector<Page>& sample, std::size_t i) {
 // A region of `pages` with no resident budget, so that only the test evicts (evict()), its pages
 // written with content() (or never written), and what each should read as.
 struct Fixture {
-    Fixture(zpage::FaultService service, std::size_t pages_, const std::vector<Page>& sample, bool write = true)
+    Fixture(zpage::FaultService service, std::size_t pages_, const std::vector<Page>& sample, bool write = true,
+            zpage::Eviction eviction = zpage::Eviction::in_place)
         : pages(pages_),
           store(zpage::StoreConfig{.capacity_pages = pages_}),
-          region(store, {.bytes = pages_ * page, .fault_service = service, .handler_threads = 2}),
+          region(store, {.bytes = pages_ * page, .fault_service = service, .eviction = eviction, .handler_threads = 2}),
           base(region.data()),
           expected(pages_) {
         region_begin.store(reinterpret_cast<std::uintptr_t>(base));
@@ -329,6 +331,17 @@ void hold_writer_on_the_move(Call, std::uintptr_t, std::uintptr_t src) noexcept 
     std::this_thread::sleep_for(20ms);  // the protection fault read and set aside by a handler
     race.writer_held.store(race.writing.load() && !race.written.load());
     if (race.discard.load()) ::madvise(reinterpret_cast<void*>(src), page, MADV_DONTNEED);
+}
+
+// The same, for a page being evicted in place, held at its drop (which has no source).
+void hold_writer_on_the_drop(Call call, std::uintptr_t dst, std::uintptr_t) noexcept {
+    hold_writer_on_the_move(call, dst, dst);
+}
+
+// The program discards the whole region (a hook run as an in-place eviction protects its batch,
+// after claiming it and before reading it).
+void discard_region(Call, std::uintptr_t, std::uintptr_t) noexcept {
+    ::madvise(reinterpret_cast<void*>(region_begin.load()), region_end.load() - region_begin.load(), MADV_DONTNEED);
 }
 
 // Evicts in small batches, faulting random pages back between them, so that the CLOCK hand
@@ -473,7 +486,7 @@ TEST_CASE_TEMPLATE("an eviction's move refused while a writer waits on the page:
     // written. ENOENT: the program discarded it meanwhile (the hook does): zeros, then the write.
     for (const int error : {EEXIST, EAGAIN, EBUSY, ENOMEM, ENOENT}) {
         INFO("UFFDIO_MOVE refused with " << name_of(error));
-        Fixture f(Service::value, pages, sample);
+        Fixture f(Service::value, pages, sample, true, zpage::Eviction::by_move);
         race.reset(error == ENOENT);
         zpage_test::Watchdog watchdog(10000ms, "refused moves");
         std::thread writer([&] {
@@ -525,7 +538,7 @@ TEST_CASE_TEMPLATE("evictions the kernel makes and reports as EEXIST (Linux 6.18
     // The kernel's UFFDIO_MOVE, retrying a page whose entry changed under it, moves it and then
     // fails with EEXIST on its own move (see uffd::move). Taken for a refusal, the page would be
     // left in the staging page and dropped with it: it would read as zeros.
-    Fixture f(Service::value, pages, sample);
+    Fixture f(Service::value, pages, sample, true, zpage::Eviction::by_move);
     zpage_test::Watchdog watchdog(10000ms, "moves reported as EEXIST");
     auto& me = watchdog.enroll("program");
     {
@@ -559,7 +572,7 @@ TEST_CASE_TEMPLATE("a page the store refuses, its put-back refused at first: it 
                           Case{{Call::move, Call::copy}, EFAULT, 4}, Case{{Call::move}, EEXIST, 1},
                           Case{{Call::move}, -EEXIST, 1}}) {
         INFO("the put-back refused " << c.times << " times with " << name_of(c.error));
-        Fixture f(Service::value, pages, sample);
+        Fixture f(Service::value, pages, sample, true, zpage::Eviction::by_move);
         zpage_test::Watchdog watchdog(10000ms, "refused put-backs");
         auto& me = watchdog.enroll("program");
         f.store.refuse = true;
@@ -615,6 +628,134 @@ TEST_CASE_TEMPLATE("lifting a write protection refused at first: the writer writ
         f.expected[target][write_offset] = written_byte;
         CHECK(zpage_test::eventually([&] { return f.region.stats().write_faults == write_faults + 1; }, 2000ms));
         CHECK_FALSE(page_bits(f.address(target)).write_protected);
+        const std::size_t wrong = f.wrong_pages(me);
+        watchdog.leave(me);
+        CHECK(wrong == 0);
+        f.check_counters_add_up();
+    }
+}
+
+TEST_CASE_TEMPLATE("an in-place eviction refused its write protection: the batch moves out instead, none lost", Service, ZPAGE_TEST_FAULT_SERVICES) {
+    SKIP_WITHOUT_REGION();
+    constexpr std::size_t pages = 128, batch = 32;
+    const std::vector<Page> sample = zpage_test::test_pages(64, zpage_test::test_seed());
+    // Unprotected, a victim could be written after it was read and before it was dropped: so the
+    // batch leaves by UFFDIO_MOVE, one page at a time.
+    for (const int error : {ENOMEM, EAGAIN}) {
+        INFO("UFFDIO_WRITEPROTECT refused with " << name_of(error));
+        Fixture f(Service::value, pages, sample);
+        zpage_test::Watchdog watchdog(10000ms, "refused protection");
+        auto& me = watchdog.enroll("program");
+        {
+            const RegionFaults refuse({Call::protect, Call::move}, {.error = error, .times = 1, .only = &on_region});
+            me.working("evict a batch");
+            CHECK(f.region.evict(batch) == batch);
+            me.done();
+            CHECK(RegionFaults::injected() == 1);
+            CHECK(RegionFaults::calls() == static_cast<int>(1 + batch));  // the protection, then a move a page
+        }
+        CHECK(f.region.stats().swap_outs == batch);
+        const std::size_t wrong = f.wrong_pages(me);
+        watchdog.leave(me);
+        CHECK(wrong == 0);
+        CHECK(f.check_counters_add_up().swap_ins == batch);
+    }
+}
+
+TEST_CASE_TEMPLATE("an in-place eviction's drop refused: the page stays, whole, and its stored copy goes", Service, ZPAGE_TEST_FAULT_SERVICES) {
+    SKIP_WITHOUT_REGION();
+    constexpr std::size_t pages = 128, batch = 32;
+    constexpr int refused = 5;
+    const std::vector<Page> sample = zpage_test::test_pages(64, zpage_test::test_seed());
+    for (const int error : {ENOMEM, EINVAL}) {
+        INFO("MADV_DONTNEED refused with " << name_of(error));
+        Fixture f(Service::value, pages, sample);
+        zpage_test::Watchdog watchdog(10000ms, "refused drops");
+        auto& me = watchdog.enroll("program");
+        {
+            // evict() goes on to another batch for the pages that stayed.
+            const RegionFaults refuse({Call::drop}, {.error = error, .times = refused, .only = &into_region});
+            me.working("evict a batch");
+            CHECK(f.region.evict(batch) == batch);
+            me.done();
+            CHECK(RegionFaults::injected() == refused);
+        }
+        const zpage::RegionStats s = f.region.stats();
+        CHECK(s.failed_swap_outs == refused);
+        CHECK(s.swap_outs == batch);
+        CHECK(s.resident_pages == pages - batch);
+        CHECK(f.store.stats().orig_data_size == batch * page);  // no copy left of a page that stayed
+        const std::size_t wrong = f.wrong_pages(me);
+        watchdog.leave(me);
+        CHECK(wrong == 0);
+        CHECK(f.check_counters_add_up().swap_ins == batch);
+    }
+}
+
+TEST_CASE_TEMPLATE("victims the program discards before they are read in place: read as zeros, no thread left waiting", Service, ZPAGE_TEST_FAULT_SERVICES) {
+    SKIP_WITHOUT_REGION();
+    constexpr std::size_t pages = 128, batch = 32;
+    const std::vector<Page> sample = zpage_test::test_pages(64, zpage_test::test_seed());
+    // The evicting thread's read of each victim faults: it must be given the zeros the page now
+    // holds, never left to wait for its own eviction to end.
+    Fixture f(Service::value, pages, sample);
+    zpage_test::Watchdog watchdog(10000ms, "discarded victims");
+    auto& me = watchdog.enroll("program");
+    {
+        const RegionFaults discard({Call::protect}, {.error = 0, .times = 1, .only = &into_region, .before = &discard_region});
+        me.working("evict a batch, discarded under it");
+        CHECK(f.region.evict(batch) == batch);
+        me.done();
+        CHECK(RegionFaults::injected() == 1);
+    }
+    for (Page& p : f.expected) p = Page{};
+    CHECK(f.store.stats().compr_data_size == 0);  // zero pages cost no store memory
+    const std::size_t wrong = f.wrong_pages(me);
+    watchdog.leave(me);
+    CHECK(wrong == 0);
+    CHECK(f.check_counters_add_up().swap_ins == batch);
+}
+
+TEST_CASE_TEMPLATE("a write to a page being evicted in place waits for it, and is kept, dropped or not", Service, ZPAGE_TEST_FAULT_SERVICES) {
+    SKIP_WITHOUT_REGION();
+    constexpr std::size_t pages = 256;
+    const std::vector<Page> sample = zpage_test::test_pages(64, zpage_test::test_seed());
+    std::mt19937_64 rng(zpage_test::test_seed());
+    // 0: the drop made, the writer finds the page gone and brings it back; ENOMEM: the drop
+    // refused, the page stays, and its write fault lifts the protection.
+    for (const int error : {0, ENOMEM}) {
+        INFO("the drop " << (error == 0 ? std::string("made") : "refused with " + name_of(error)));
+        Fixture f(Service::value, pages, sample);
+        race.reset(false);
+        zpage_test::Watchdog watchdog(10000ms, "a write held by an in-place eviction");
+        std::thread writer([&] {
+            auto& me = watchdog.enroll("writer");
+            race.writer_tid = ::gettid();
+            me.working("wait for a page being evicted");
+            std::uintptr_t target = 0;
+            while ((target = race.target.load()) == 0 && !race.give_up.load()) std::this_thread::sleep_for(1ms);
+            if (target != 0) {
+                me.working("write to the page being evicted", (target - f.address(0)) / page);
+                race.writing = true;
+                *reinterpret_cast<volatile std::byte*>(target + write_offset) = written_byte;
+                race.written = true;
+            }
+            me.done();
+            watchdog.leave(me);
+        });
+        auto& me = watchdog.enroll("program");
+        {
+            const RegionFaults hold({Call::drop}, {.error = error, .times = 1, .only = &into_region, .before = &hold_writer_on_the_drop});
+            churn(f, me, rng, [] { return RegionFaults::injected() != 0; });
+            race.give_up = true;
+            me.working("join the writer");
+            writer.join();
+            me.done();
+            REQUIRE(RegionFaults::injected() == 1);
+        }
+        CHECK(race.writer_held.load());
+        const std::size_t target = (race.target.load() - f.address(0)) / page;
+        f.expected[target][write_offset] = written_byte;
         const std::size_t wrong = f.wrong_pages(me);
         watchdog.leave(me);
         CHECK(wrong == 0);

@@ -1,7 +1,8 @@
 // Fuzz target: the compressed region's operation sequences, against a model of its memory.
 //
 // A region of 160 pages over a budget of 64 to 95 (from the input), its faults served by handler
-// threads or in the faulting thread (from the input), with its evictor thread, takes writes of real pages and of single bytes, reads, discards
+// threads or in the faulting thread, evicting in place or by move (from the input), with its
+// evictor thread, takes writes of real pages and of single bytes, reads, discards
 // (MADV_DONTNEED: a resident page reads as zeros after it, an evicted one keeps its bytes) and
 // explicit evictions, in the order the input gives. Every read must give the model's bytes; at
 // the end every page is checked, and the evictor brings the resident pages within the budget.
@@ -9,7 +10,8 @@
 // Needs userfaultfd (root, or vm.unprivileged_userfaultfd=1): without it each input returns at
 // once, after saying so once.
 //
-// Input: a choice byte (budget, fault service, handler threads), then operations of a few bytes each.
+// Input: a choice byte (budget, fault service, eviction, handler threads), then operations of a
+// few bytes each.
 #include <sys/mman.h>
 
 #include <zpage/zpage.hpp>
@@ -51,6 +53,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                                                   .fault_service = (choice & 0x20) != 0
                                                                        ? zpage::FaultService::faulting_thread
                                                                        : zpage::FaultService::handler_thread,
+                                                  .eviction = (choice & 0x40) != 0 ? zpage::Eviction::by_move
+                                                                                   : zpage::Eviction::in_place,
                                                   .handler_threads = 1 + (choice >> 7),
                                                   .handler_stall_ms = 0});
     } catch (const zpage::RegionError& e) {

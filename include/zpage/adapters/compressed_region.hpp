@@ -9,11 +9,13 @@
 // How: the region is anonymous memory registered with userfaultfd (missing-page and
 // write-protect modes). A page that is not there faults, and a handler thread resolves the fault:
 // with the zero page for a page never written, or by decompressing the page from the store
-// (UFFDIO_COPY). Pages over the budget are evicted in batches: each victim is moved out of the
-// region atomically (UFFDIO_MOVE, Linux 6.8) into a staging page, compressed into the store from
-// there, and the batch's staging pages dropped together; the stretch of the region the CLOCK hand
-// swept is then write-protected (one TLB flush), which samples writes (below). Because the move is
-// atomic, a write racing with an eviction faults and waits for the page; it is never lost. A page
+// (UFFDIO_COPY). Pages over the budget are evicted in batches of 32 (RegionConfig::eviction). In
+// place, by default: the stretch of the region the CLOCK hand swept to pick them is
+// write-protected (one TLB flush, which also samples writes, below), each victim is read where it
+// is and compressed into the store, and the batch is dropped with one process_madvise (a second
+// flush). Or by move: each victim is moved out of the region (UFFDIO_MOVE, Linux 6.8) into a
+// staging page and compressed from there, a flush a page. Either way a write racing with an
+// eviction faults and waits for it to end; it is never lost. A page
 // the store cannot return (corrupt data) is poisoned (UFFDIO_POISON): its access raises SIGBUS, as
 // memory that failed does, never wrong bytes. A call the kernel refuses (short of memory, the
 // address space changing) leaves the page as it was, stored copy and all, and wakes whoever waits
@@ -22,8 +24,8 @@
 //
 // When: a background evictor keeps the resident pages under the budget's high mark (the kernel's
 // kswapd, with free memory between the low and high marks), so that the faulting path rarely
-// evicts; a fault that finds the budget full evicts a few pages itself first (direct reclaim).
-// Neither ever reads the region's memory. Which: a CLOCK over the resident pages with two bits per page, the kernel's
+// evicts; a handler that finds the budget full evicts a few pages itself first (direct reclaim),
+// always by move, so that no handler ever reads the region's memory. Which: a CLOCK over the resident pages with two bits per page, the kernel's
 // active and inactive lists in place: a page faulted in is inactive and referenced; the hand
 // promotes a referenced inactive page to active, clears an active page's reference, demotes an
 // unreferenced active page, and evicts an unreferenced inactive one.
@@ -64,10 +66,13 @@
 // (faulting-thread service) is a leaf, held only to push or pop indices. The store is called with
 // none of them held. A faulting thread at a full budget waits (a yield loop) for room or for two
 // rounds of the evictor, which never waits on a faulting thread: a page one holds goes back in the
-// erase queue. A handler (or faulting thread) that finds a page being served by another, or moved out
-// by one, waits for it (a yield loop); that other needs only the store and the kernel to finish,
-// and if a handler stalls instead, the failover ends the wait. zpage's code never touches the
-// region's memory (only through userfaultfd ioctls), so none of it faults there: no wait has a
+// erase queue. A handler (or faulting thread) that finds a page being served by another waits for
+// it (a yield loop); that other needs only the store and the kernel to finish, and if a handler
+// stalls instead, the failover ends the wait. A fault on a page being evicted is left to the
+// evicting thread, which wakes it when done (a faulting thread waits for it in a yield loop): the
+// evicting thread itself may fault reading a victim in place, on one the program discarded, and a
+// handler serves that at once with the zeros the page holds. Apart from those reads zpage's code
+// touches the region's memory only through userfaultfd ioctls, and the reads hold no lock: no wait has a
 // cycle. Faults served in the faulting thread run the store's code in a signal handler: the
 // program must not touch region memory while it holds a lock the store takes (the allocator's,
 // inside malloc).
@@ -130,11 +135,26 @@ enum class FaultService : std::uint8_t {
     faulting_thread,
 };
 
+// How a page leaves the region. Either way, a write racing with an eviction faults and waits for
+// it, and is never lost.
+enum class Eviction : std::uint8_t {
+    // Read where it is, under write protection, and dropped with its batch (process_madvise): two
+    // TLB flushes a batch of 32 pages, the protection's and the drop's, each an interrupt of every
+    // other CPU running the program. The evicting thread reads region memory: a victim the program
+    // discards meanwhile faults there, and is read as the zeros it now holds.
+    in_place,
+    // Moved out of the region (UFFDIO_MOVE) and compressed from where it went: no thread of zpage's
+    // ever reads region memory, at a TLB flush a page. A handler's own eviction, at a full budget,
+    // always moves (a handler reading region memory could wait for itself).
+    by_move,
+};
+
 struct RegionConfig {
     std::size_t bytes = 0;  // the region's size, a multiple of 4 KiB
     // At most this much of the region is resident; 0: all of it (nothing is evicted).
     std::size_t resident_budget_bytes = 0;
     FaultService fault_service = FaultService::handler_thread;
+    Eviction eviction = Eviction::in_place;
     // Handler threads (FaultService::handler_thread; unused with faulting_thread, where a fault
     // that finds the budget full waits for the evictor instead of evicting itself).
     unsigned handler_threads = 1;
@@ -222,6 +242,8 @@ public:
             open_userfaultfd();
             region_ = map(config.bytes);
             staging_ = map(staging_pages() * page_bytes);
+            copies_ = map(2 * page_bytes);  // not registered: a thread writing there never faults
+            pidfd_ = detail::uffd::open_self_pidfd();  // -1 (older kernels): drops a page at a time
             if (served_in_faulting_thread()) {
                 // Loads in a signal handler: no stream may be made on a thread's first.
                 if constexpr (requires(Store& s) { s.prepare_load_streams(); }) store_.prepare_load_streams();
@@ -269,21 +291,23 @@ public:
     // many went. Any thread but a handler's.
     std::size_t evict(std::size_t pages) noexcept {
         std::lock_guard guard(explicit_mutex_);
+        in_place_readers_[1].store(static_cast<std::uint32_t>(::gettid()), std::memory_order_relaxed);
         std::size_t gone = 0;
         while (gone < pages) {
-            const std::size_t n = evict_by_moving(explicit_slot(), std::min(pages - gone, batch_pages));
+            const std::size_t n = evict_batch(1, std::min(pages - gone, batch_pages));
             if (n == 0) break;
             gone += n;
         }
+        in_place_readers_[1].store(0, std::memory_order_relaxed);
         return gone;
     }
 
 private:
     // A page's state; only the thread that moved it out of a resting state (untouched, resident,
     // evicted, poisoned) changes it again.
-    // moving: being moved out of the region and stored. poisoned: its stored copy could not be
+    // evicting: claimed by a thread evicting it, being read (or moved out) and stored. poisoned: its stored copy could not be
     // read back, and it raises SIGBUS until the program discards it (a resting state, not resident).
-    enum : std::uint8_t { untouched = 0, resident = 1, evicted = 2, serving = 3, moving = 4, poisoned = 5 };
+    enum : std::uint8_t { untouched = 0, resident = 1, evicted = 2, serving = 3, evicting = 4, poisoned = 5 };
     // A resident page's CLOCK bits.
     enum : std::uint8_t { referenced = 1, active = 2 };
     static constexpr std::size_t batch_pages = 32;   // the evictor's batch (the kernel's SWAP_CLUSTER_MAX)
@@ -321,11 +345,13 @@ private:
         std::uint64_t offered = 0;
         static_cast<void>(detail::uffd::handshake(probe, 0, offered));
         ::close(probe);
+        // The faulting thread's id tells a handler the evicting thread's faults (serve_discarded_victim).
         const std::uint64_t wanted = detail::uffd::feature_move | detail::uffd::feature_poison |
+                                     std::uint64_t{UFFD_FEATURE_THREAD_ID} |
                                      (served_in_faulting_thread() ? std::uint64_t{UFFD_FEATURE_SIGBUS} : 0);
         if ((offered & wanted) != wanted)
-            throw RegionError("zpage::CompressedRegion: this kernel's userfaultfd has no UFFDIO_MOVE, UFFDIO_POISON "
-                              "or UFFD_FEATURE_SIGBUS (Linux 6.8 or later)");
+            throw RegionError("zpage::CompressedRegion: this kernel's userfaultfd has no UFFDIO_MOVE, UFFDIO_POISON, "
+                              "UFFD_FEATURE_THREAD_ID or UFFD_FEATURE_SIGBUS (Linux 6.8 or later)");
         fd_ = detail::uffd::open_fd(why);
         if (fd_ < 0) throw RegionError("zpage::CompressedRegion: " + why);
         if (!detail::uffd::handshake(fd_, wanted, offered))
@@ -365,6 +391,8 @@ private:
         }
         evictor_wake_.notify_all();
         watcher_wake_.notify_all();
+        // The evictor first: reading a victim the program discarded, it waits for a handler.
+        if (evictor_.joinable()) evictor_.join();
         if (stop_fd_ >= 0) {
             const std::uint64_t one = 1;
             static_cast<void>(::write(stop_fd_, &one, sizeof one));
@@ -372,7 +400,6 @@ private:
         for (std::thread& t : handlers_)
             if (t.joinable()) t.join();
         if (watcher_.joinable()) watcher_.join();
-        if (evictor_.joinable()) evictor_.join();
         if (region_ != nullptr) {
             // Inaccessible before it is unregistered: a thread still touching it, or woken from a
             // fault by the unregistering, gets SIGSEGV, never a zero page in place of its data.
@@ -385,6 +412,10 @@ private:
                 if (state_[p].load(std::memory_order_relaxed) == evicted) static_cast<void>(store_.erase(p));
         }
         unmap(staging_, staging_pages() * page_bytes);
+        unmap(copies_, 2 * page_bytes);
+        if (pidfd_ >= 0) ::close(pidfd_);
+        pidfd_ = -1;
+        copies_ = nullptr;
         unmap(buffers_, config_.handler_threads * page_bytes);
         if (stop_fd_ >= 0) ::close(stop_fd_);
         if (fd_ >= 0) ::close(fd_);
@@ -443,7 +474,14 @@ private:
     // write). False for a poisoned page still poisoned: the program's SIGBUS.
     bool serve_fault(std::uintptr_t address) noexcept override {
         const std::size_t p = (address - reinterpret_cast<std::uintptr_t>(region_)) / page_bytes;
-        if (state_[p].load(std::memory_order_acquire) == resident && serve_resident_fault(p)) return true;
+        const std::uint8_t s = state_[p].load(std::memory_order_acquire);
+        if (s == resident && serve_resident_fault(p)) return true;
+        if (s == evicting) {
+            if (const int reader = in_place_reader(p, static_cast<std::uint32_t>(::gettid())); reader >= 0) {
+                serve_discarded_victim(p, reader);
+                return true;
+            }
+        }
         alignas(page_bytes) std::byte buffer[page_bytes];
         return serve(p, buffer, nullptr);
     }
@@ -481,7 +519,9 @@ private:
         const std::size_t p = (address - reinterpret_cast<std::uintptr_t>(region_)) / page_bytes;
         if (address < reinterpret_cast<std::uintptr_t>(region_) || p >= pages_) return;  // staging: never faults
         const bool write_protected = (message.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) != 0;
-        if (failed_.load(std::memory_order_acquire)) serve_failed(p, write_protected);
+        const int reader = write_protected ? -1 : in_place_reader(p, message.arg.pagefault.feat.ptid);
+        if (reader >= 0) serve_discarded_victim(p, reader);
+        else if (failed_.load(std::memory_order_acquire)) serve_failed(p, write_protected);
         else if (write_protected) serve_write(h, p);
         else serve(p, buffers_ + h * page_bytes, handler_slot(h));
     }
@@ -535,7 +575,10 @@ private:
     bool serve(std::size_t p, std::byte* buffer, std::byte* staging) noexcept {
         for (;;) {
             std::uint8_t s = state_[p].load(std::memory_order_acquire);
-            if (s == serving || s == moving) {  // another thread has it: it finishes soon
+            // A page being evicted, in a handler: the fault is left waiting, and the evicting thread
+            // wakes it when done (it may itself be waiting for a handler, see serve_discarded_victim).
+            if (s == evicting && !served_in_faulting_thread()) return true;
+            if (s == serving || s == evicting) {  // another thread has it: it finishes soon
                 if (failed_.load(std::memory_order_relaxed)) return true;  // or stalled: the watch takes over
                 std::this_thread::yield();
                 continue;
@@ -634,7 +677,8 @@ private:
     void serve_write(unsigned h, std::size_t p) noexcept {
         for (;;) {
             std::uint8_t s = state_[p].load(std::memory_order_acquire);
-            if (s == serving || s == moving) {  // another thread has it: it finishes soon
+            if (s == evicting) return;  // its evicting thread wakes the writer when done
+            if (s == serving) {  // another thread has it: it finishes soon
                 if (failed_.load(std::memory_order_relaxed)) return;
                 std::this_thread::yield();
                 continue;
@@ -729,7 +773,7 @@ private:
                 const std::size_t p = batch[i];
                 std::uint8_t s = state_[p].load(std::memory_order_acquire);
                 if (s == evicted) continue;
-                if (s == serving || s == moving || !state_[p].compare_exchange_strong(s, serving, std::memory_order_acq_rel)) {
+                if (s == serving || s == evicting || !state_[p].compare_exchange_strong(s, serving, std::memory_order_acq_rel)) {
                     erase_later(p);
                     continue;
                 }
@@ -748,6 +792,7 @@ private:
     }
 
     void evict_in_background() noexcept {
+        in_place_readers_[0].store(static_cast<std::uint32_t>(::gettid()), std::memory_order_relaxed);
         std::unique_lock guard(evictor_mutex_);
         while (!stopping_.load(std::memory_order_relaxed)) {
             evictor_wake_.wait_for(guard, std::chrono::milliseconds(100), [&] {
@@ -765,7 +810,7 @@ private:
             while (!stopping_.load(std::memory_order_relaxed) && !failed_.load(std::memory_order_relaxed)) {
                 const std::size_t resident_now = resident_.load(std::memory_order_relaxed);
                 if (resident_now <= evict_below_) break;
-                if (evict_by_moving(evictor_slot(), std::min(batch_pages, resident_now - evict_below_)) == 0) break;
+                if (evict_batch(0, std::min(batch_pages, resident_now - evict_below_)) == 0) break;
             }
             evictor_rounds_.fetch_add(1, std::memory_order_release);
             guard.lock();
@@ -777,25 +822,127 @@ private:
         std::size_t first = 0, end = 0;
     };
 
+    // A batch of evictions by `reader` (0: the evictor, 1: evict()), as the configuration says.
+    std::size_t evict_batch(unsigned reader, std::size_t want) noexcept {
+        std::byte* const slot = reader == 0 ? evictor_slot() : explicit_slot();
+        return config_.eviction == Eviction::in_place ? evict_in_place(reader, slot, want) : evict_by_moving(slot, want);
+    }
+
+    // Evicts up to `want` (at most a batch) of the coldest pages where they are. The stretch the
+    // hand swept is write-protected first (one TLB flush), so that from then on a write to a victim
+    // faults and waits for its eviction to end, and what is read is what is kept. Each victim is
+    // read into `reader`'s copy page and stored from there (a read never holds a store lock), and
+    // the stored ones are dropped together (a second flush). Refused the protection, the batch
+    // leaves by moving instead, through `slot`. A victim stays (and is woken) if the store or the
+    // drop refuses it.
+    std::size_t evict_in_place(unsigned reader, std::byte* slot, std::size_t want) noexcept {
+        std::size_t victims[batch_pages]{};
+        Window window;
+        const std::size_t claimed = claim(victims, want, window);
+        if (window.end == window.first) return 0;
+        if (detail::uffd::write_protect(fd_, page_at(window.first), (window.end - window.first) * page_bytes, true) != 0)
+            return move_out(victims, claimed, slot);
+        std::byte* const copy = copies_ + reader * page_bytes;
+        bool stored[batch_pages];
+        std::byte* leaving[batch_pages];
+        std::size_t stored_count = 0;
+        for (std::size_t v = 0; v < claimed; ++v) {
+            // Faults only if the program discarded the page since, served with the zeros it now
+            // holds (serve_discarded_victim); discarded mid-read, the copy is torn, so it is zeros.
+            victim_discarded_[reader].store(false, std::memory_order_relaxed);
+            read_victim(copy, page_at(victims[v]));
+            if (victim_discarded_[reader].load(std::memory_order_acquire)) std::memset(copy, 0, page_bytes);
+            stored[v] = store_.store(victims[v], std::span<const std::byte, page_bytes>(copy, page_bytes)).ok();
+            if (stored[v]) leaving[stored_count++] = page_at(victims[v]);
+        }
+        bool dropped[batch_pages];
+        static_cast<void>(detail::uffd::drop(pidfd_, batched_drops_, leaving, stored_count, dropped));
+        std::size_t gone = 0;
+        for (std::size_t v = 0, d = 0; v < claimed; ++v) {
+            const std::size_t p = victims[v];
+            const bool went = stored[v] && dropped[d];
+            if (stored[v] && !dropped[d++]) static_cast<void>(store_.erase(p));
+            if (went) {
+                swapped_.fetch_add(1, std::memory_order_relaxed);
+                resident_.fetch_sub(1, std::memory_order_relaxed);
+                detail::add_counter(counters_.swap_outs, 1);
+                ++gone;
+            } else {
+                detail::add_counter(counters_.failed_swap_outs, 1);
+            }
+            state_[p].store(went ? evicted : resident, std::memory_order_release);
+            wake(p);
+        }
+        return gone;
+    }
+
+    // Reads victim `from`, write-protected, into `to`. The program's writes to it came before its
+    // protection, an order the kernel keeps and ThreadSanitizer cannot see: under it, the copy is
+    // made out of its sight, a word at a time.
+#if defined(__SANITIZE_THREAD__)
+    __attribute__((no_sanitize_thread)) static void read_victim(std::byte* to, const std::byte* from) noexcept {
+        const volatile std::uint64_t* source = reinterpret_cast<const volatile std::uint64_t*>(from);
+        auto* target = reinterpret_cast<std::uint64_t*>(to);
+        for (std::size_t w = 0; w < page_bytes / sizeof(std::uint64_t); ++w) target[w] = source[w];
+    }
+#else
+    static void read_victim(std::byte* to, const std::byte* from) noexcept { std::memcpy(to, from, page_bytes); }
+#endif
+
+    // Which in-place reader thread `tid` is (0: the evictor, 1: evict()'s caller) if it is evicting
+    // page p in place, else -1: a fault of its there is a victim the program discarded.
+    int in_place_reader(std::size_t p, std::uint32_t tid) const noexcept {
+        if (config_.eviction != Eviction::in_place || state_[p].load(std::memory_order_acquire) != evicting) return -1;
+        for (int reader = 0; reader < 2; ++reader)
+            if (tid == in_place_readers_[reader].load(std::memory_order_relaxed)) return reader;
+        return -1;
+    }
+
+    // In-place reader `reader` faulted reading victim p: the program discarded p after it was
+    // claimed. The page gets the zeros it now holds, write-protected, so that a write to it waits
+    // for the eviction like any other. (In a handler, the reader waits for this, which is why no
+    // handler ever waits for a page being evicted.)
+    void serve_discarded_victim(std::size_t p, int reader) noexcept {
+        alignas(page_bytes) static const std::byte zeros[page_bytes]{};
+        victim_discarded_[reader].store(true, std::memory_order_release);
+        // EEXIST: a page is there after all. Any other error: the reader reads again, and faults again.
+        if (detail::uffd::copy(fd_, page_at(p), zeros, page_bytes, true) != 0) wake(p);
+    }
+
     // Evicts up to `want` (at most a batch) of the coldest pages through `slot`, staging pages of
     // the caller's own: each is moved out of the region atomically (UFFDIO_MOVE), so that a write
     // racing with its eviction faults and waits instead of being lost; compressed from there;
     // and the staging pages dropped together. Never reads the region's memory.
     std::size_t evict_by_moving(std::byte* slot, std::size_t want) noexcept {
-        std::size_t victims[batch_pages];
+        std::size_t victims[batch_pages]{};
         Window window;
-        const std::size_t picked = pick(victims, std::min(want, batch_pages), window);
-        std::size_t gone = 0;
-        for (std::size_t v = 0; v < picked; ++v) {
-            std::uint8_t s = resident;
-            if (!state_[victims[v]].compare_exchange_strong(s, moving, std::memory_order_acq_rel)) continue;
-            gone += evict_page(victims[v], slot + v * page_bytes);
-        }
-        static_cast<void>(::madvise(slot, picked * page_bytes, MADV_DONTNEED));
+        const std::size_t claimed = claim(victims, want, window);
+        const std::size_t gone = move_out(victims, claimed, slot);
         // What the hand swept is protected as after any batch, or writes there would go unseen.
         if (window.end > window.first)
             static_cast<void>(detail::uffd::write_protect(fd_, page_at(window.first),
                                                           (window.end - window.first) * page_bytes, true));
+        return gone;
+    }
+
+    // Picks up to `want` (at most a batch) victims and claims them (evicting); returns how many.
+    std::size_t claim(std::size_t* victims, std::size_t want, Window& window) noexcept {
+        const std::size_t picked = pick(victims, std::min(want, batch_pages), window);
+        std::size_t claimed = 0;
+        for (std::size_t v = 0; v < picked; ++v) {
+            std::uint8_t s = resident;
+            if (state_[victims[v]].compare_exchange_strong(s, evicting, std::memory_order_acq_rel))
+                victims[claimed++] = victims[v];
+        }
+        return claimed;
+    }
+
+    // Moves the `count` claimed victims out through `slot`, one staging page each, and drops the
+    // staging pages together.
+    std::size_t move_out(const std::size_t* victims, std::size_t count, std::byte* slot) noexcept {
+        std::size_t gone = 0;
+        for (std::size_t v = 0; v < count; ++v) gone += evict_page(victims[v], slot + v * page_bytes);
+        if (count > 0) static_cast<void>(::madvise(slot, count * page_bytes, MADV_DONTNEED));
         return gone;
     }
 
@@ -830,7 +977,7 @@ private:
         return picked;
     }
 
-    // Moves page p (moving) out of the region into `staging`, stores it, and wakes any writer
+    // Moves page p (evicting) out of the region into `staging`, stores it, and wakes any writer
     // waiting on it; a page the store refuses goes back. Returns 1 when it went.
     std::size_t evict_page(std::size_t p, std::byte* staging) noexcept {
         const int moved = detail::uffd::move(fd_, staging, page_at(p));
@@ -888,6 +1035,13 @@ private:
     std::byte* region_ = nullptr;
     std::byte* staging_ = nullptr;
     std::byte* buffers_ = nullptr;  // a page per handler, for UFFDIO_COPY
+    std::byte* copies_ = nullptr;   // Eviction::in_place: a page for the evictor, one for evict()
+    int pidfd_ = -1;                // this process's, for dropping a batch at once
+    std::atomic<bool> batched_drops_{true};
+    // Eviction::in_place: the threads reading victims in place (the evictor's; evict()'s caller
+    // while in it), whose faults there are a discarded victim's (in_place_reader).
+    std::atomic<std::uint32_t> in_place_readers_[2]{};
+    std::atomic<bool> victim_discarded_[2]{};  // the reader's victim faulted as it was read
     std::mutex hand_mutex_;
     std::size_t hand_ = 0;
     std::mutex explicit_mutex_;

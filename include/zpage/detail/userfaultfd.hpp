@@ -7,7 +7,9 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -29,6 +31,7 @@ enum class Call : std::uint8_t {
     poison,     // UFFDIO_POISON
     protect,    // UFFDIO_WRITEPROTECT, setting the protection
     unprotect,  // UFFDIO_WRITEPROTECT, lifting it (and waking the writers)
+    drop,       // MADV_DONTNEED of one page of a batch (drop()); its source is 0
     count
 };
 
@@ -202,6 +205,54 @@ inline int write_protect(int fd, void* start, std::size_t bytes, bool protect) n
     wp.range.len = bytes;
     wp.mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0;
     return ::ioctl(fd, UFFDIO_WRITEPROTECT, &wp) == 0 ? 0 : errno;
+}
+
+// A pidfd of this process, for drop(); -1 where the kernel has none (before Linux 5.3).
+inline int open_self_pidfd() noexcept {
+    return static_cast<int>(::syscall(SYS_pidfd_open, ::getpid(), 0U));
+}
+
+// Drops `count` pages of this process (MADV_DONTNEED), at `pages` in ascending order, and says
+// which went in `dropped`. With a pidfd of this process, one process_madvise for all of them: a
+// single TLB flush where the kernel batches it (Linux 6.15), where one madvise a page is a flush
+// each, each an interrupt of every other CPU running the process. A kernel whose process_madvise
+// does not take MADV_DONTNEED (before Linux 6.13: EINVAL) clears `batched` and gets one madvise
+// a page from then on. Returns how many went.
+inline std::size_t drop(int pidfd, std::atomic<bool>& batched, std::byte* const* pages, std::size_t count,
+                        bool* dropped) noexcept {
+    constexpr std::size_t most = 64;  // pages a call takes, and so at most as many runs of them
+    if (count > most)
+        return drop(pidfd, batched, pages, most, dropped) +
+               drop(pidfd, batched, pages + most, count - most, dropped + most);
+    iovec runs[most];
+    std::size_t run_count = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+        dropped[i] = false;
+        if (injected(Call::drop, pages[i]) != 0) continue;
+        if (run_count > 0 && static_cast<std::byte*>(runs[run_count - 1].iov_base) + runs[run_count - 1].iov_len == pages[i])
+            runs[run_count - 1].iov_len += os::page_bytes;
+        else
+            runs[run_count++] = {pages[i], os::page_bytes};
+        dropped[i] = true;  // asked for; cleared below for a page the kernel did not get to
+    }
+    std::size_t done_bytes = 0;
+    if (pidfd >= 0 && run_count > 0 && batched.load(std::memory_order_relaxed)) {
+        const long result = ::syscall(SYS_process_madvise, pidfd, runs, run_count, MADV_DONTNEED, 0U);
+        if (result > 0) done_bytes = static_cast<std::size_t>(result);
+        else if (errno == EINVAL || errno == ENOSYS || errno == EPERM) batched.store(false, std::memory_order_relaxed);
+    }
+    // The kernel advises the runs in order: what it returned covers a prefix of the pages asked for.
+    std::size_t gone = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+        if (!dropped[i]) continue;
+        if (done_bytes >= os::page_bytes) {
+            done_bytes -= os::page_bytes;
+        } else {
+            dropped[i] = ::madvise(pages[i], os::page_bytes, MADV_DONTNEED) == 0;
+        }
+        gone += dropped[i];
+    }
+    return gone;
 }
 
 inline void wake(int fd, void* start, std::size_t bytes) noexcept {
