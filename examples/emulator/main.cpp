@@ -60,16 +60,20 @@ struct Options {
     std::uint64_t budget_mib = 64;
     std::string codec = "lz4";
     zpage::FaultService fault_service = zpage::FaultService::handler_thread;
+    zpage::Eviction eviction = zpage::Eviction::in_place;
     std::uint64_t seed = 1;
 };
 
 constexpr const char* usage_text =
-    "usage: zpage-emulator [--ram MiB] [--budget MiB] [--codec lz4|zstd] [--faults handler|faulting] [--seed N]\n"
+    "usage: zpage-emulator [--ram MiB] [--budget MiB] [--codec lz4|zstd] [--faults handler|faulting]\n"
+    "                      [--eviction in-place|move] [--seed N]\n"
     "  --ram MiB      guest RAM, a compressed region (8 to 16384; default 512)\n"
     "  --budget MiB   how much of it may be resident (1 to --ram; default 64)\n"
     "  --codec NAME   the store's codec: lz4 or zstd (default lz4)\n"
     "  --faults WHO   who serves guest RAM's faults: a handler thread, or the faulting thread itself\n"
     "                 (zpage::FaultService; default handler)\n"
+    "  --eviction HOW how guest pages leave RAM: read in place and dropped in batches, or moved out\n"
+    "                 one at a time (zpage::Eviction; default in-place)\n"
     "  --seed N       the workload's seed (default 1)\n"
     "Runs a guest program that fills most of guest RAM with a database and audits it; the last line\n"
     "says whether guest memory verified. Exit codes: 0 verified, 1 not verified, 2 bad flags,\n"
@@ -102,7 +106,8 @@ Options parse(int argc, char** argv) {
         if (const auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
             value = arg.substr(eq + 1);
             arg = arg.substr(0, eq);
-        } else if (arg == "--ram" || arg == "--budget" || arg == "--codec" || arg == "--faults" || arg == "--seed") {
+        } else if (arg == "--ram" || arg == "--budget" || arg == "--codec" || arg == "--faults" || arg == "--eviction" ||
+                   arg == "--seed") {
             if (i + 1 >= argc) usage_failure(std::string(arg) + " needs a value");
             value = argv[++i];
         } else {
@@ -120,6 +125,10 @@ Options parse(int argc, char** argv) {
             if (value != "handler" && value != "faulting")
                 usage_failure("--faults is handler or faulting, not '" + std::string(value) + "'");
             o.fault_service = value == "faulting" ? zpage::FaultService::faulting_thread : zpage::FaultService::handler_thread;
+        } else if (arg == "--eviction") {
+            if (value != "in-place" && value != "move")
+                usage_failure("--eviction is in-place or move, not '" + std::string(value) + "'");
+            o.eviction = value == "move" ? zpage::Eviction::by_move : zpage::Eviction::in_place;
         } else if (arg == "--seed") {
             o.seed = number(arg, value, 0, UINT64_MAX);
         } else {
@@ -285,16 +294,19 @@ int run(const Options& o) {
     try {
         region.emplace(store, zpage::RegionConfig{.bytes = ram_bytes,
                                                   .resident_budget_bytes = budget_bytes,
-                                                  .fault_service = o.fault_service});
+                                                  .fault_service = o.fault_service,
+                                                  .eviction = o.eviction});
     } catch (const zpage::RegionError& e) {
         std::fprintf(stderr, "zpage-emulator: %s\n", e.what());
         return no_region;
     }
     std::byte* const ram = region->data();
 
-    std::printf("zpage-emulator: %" PRIu64 " MiB guest RAM, %" PRIu64 " MiB resident budget, %s store, faults served by %s\n",
+    std::printf("zpage-emulator: %" PRIu64 " MiB guest RAM, %" PRIu64
+                " MiB resident budget, %s store, faults served by %s, pages evicted %s\n",
                 o.ram_mib, o.budget_mib, store.compressor().name().c_str(),
-                o.fault_service == zpage::FaultService::faulting_thread ? "the faulting thread" : "a handler thread");
+                o.fault_service == zpage::FaultService::faulting_thread ? "the faulting thread" : "a handler thread",
+                o.eviction == zpage::Eviction::in_place ? "in place" : "by move");
     std::printf("guest program: %zu instructions at 0x%" PRIx64 ", heap at 0x%" PRIx64 "; %" PRIu64
                 " records, %.0f MiB of heap at its fullest (%.1f%% of RAM); %u passes of %" PRIu64
                 " operations\n",
