@@ -363,6 +363,36 @@ void churn(Fixture& f, zpage_test::Watchdog::Worker& me, std::mt19937_64& rng, D
     }
 }
 
+// The writer of `race`: waits for the hook to name the page it holds, then writes to it, to be
+// held in its fault until the hook lets the eviction go on.
+std::thread start_racing_writer(const Fixture& f, zpage_test::Watchdog& watchdog) {
+    return std::thread([&f, &watchdog] {
+        auto& me = watchdog.enroll("writer");
+        race.writer_tid = ::gettid();
+        me.working("wait for a page being evicted");
+        std::uintptr_t target = 0;
+        while ((target = race.target.load()) == 0 && !race.give_up.load()) std::this_thread::sleep_for(1ms);
+        if (target != 0) {
+            me.working("write to the page being evicted", (target - f.address(0)) / page);
+            race.writing = true;
+            *reinterpret_cast<volatile std::byte*>(target + write_offset) = written_byte;
+            race.written = true;
+        }
+        me.done();
+        watchdog.leave(me);
+    });
+}
+
+// Churns until the hook has held the writer once (its one injection), then joins the writer.
+void churn_until_the_race(Fixture& f, zpage_test::Watchdog::Worker& me, std::mt19937_64& rng, std::thread& writer) {
+    churn(f, me, rng, [] { return RegionFaults::injected() != 0; });
+    race.give_up = true;
+    me.working("join the writer");
+    writer.join();
+    me.done();
+    REQUIRE(RegionFaults::injected() == 1);
+}
+
 }  // namespace
 
 TEST_CASE_TEMPLATE("a swap-in the kernel refuses: the thread faults again and every page comes back whole", Service, ZPAGE_TEST_FAULT_SERVICES) {
@@ -489,32 +519,13 @@ TEST_CASE_TEMPLATE("an eviction's move refused while a writer waits on the page:
         Fixture f(Service::value, pages, sample, true, zpage::Eviction::by_move);
         race.reset(error == ENOENT);
         zpage_test::Watchdog watchdog(10000ms, "refused moves");
-        std::thread writer([&] {
-            auto& me = watchdog.enroll("writer");
-            race.writer_tid = ::gettid();
-            me.working("wait for a page being moved");
-            std::uintptr_t target = 0;
-            while ((target = race.target.load()) == 0 && !race.give_up.load()) std::this_thread::sleep_for(1ms);
-            if (target != 0) {
-                me.working("write to the page being moved", (target - f.address(0)) / page);
-                race.writing = true;
-                *reinterpret_cast<volatile std::byte*>(target + write_offset) = written_byte;
-                race.written = true;
-            }
-            me.done();
-            watchdog.leave(me);
-        });
+        std::thread writer = start_racing_writer(f, watchdog);
         auto& me = watchdog.enroll("program");
         {
             const RegionFaults refuse(
                 {Call::move},
                 {.error = error, .times = 1, .only = &protected_region_page, .before = &hold_writer_on_the_move});
-            churn(f, me, rng, [] { return RegionFaults::injected() != 0; });
-            race.give_up = true;
-            me.working("join the writer");
-            writer.join();
-            me.done();
-            REQUIRE(RegionFaults::injected() == 1);
+            churn_until_the_race(f, me, rng, writer);
         }
         CHECK(race.writer_held.load());
         const std::size_t target = (race.target.load() - f.address(0)) / page;
@@ -728,30 +739,11 @@ TEST_CASE_TEMPLATE("a write to a page being evicted in place waits for it, and i
         Fixture f(Service::value, pages, sample);
         race.reset(false);
         zpage_test::Watchdog watchdog(10000ms, "a write held by an in-place eviction");
-        std::thread writer([&] {
-            auto& me = watchdog.enroll("writer");
-            race.writer_tid = ::gettid();
-            me.working("wait for a page being evicted");
-            std::uintptr_t target = 0;
-            while ((target = race.target.load()) == 0 && !race.give_up.load()) std::this_thread::sleep_for(1ms);
-            if (target != 0) {
-                me.working("write to the page being evicted", (target - f.address(0)) / page);
-                race.writing = true;
-                *reinterpret_cast<volatile std::byte*>(target + write_offset) = written_byte;
-                race.written = true;
-            }
-            me.done();
-            watchdog.leave(me);
-        });
+        std::thread writer = start_racing_writer(f, watchdog);
         auto& me = watchdog.enroll("program");
         {
             const RegionFaults hold({Call::drop}, {.error = error, .times = 1, .only = &into_region, .before = &hold_writer_on_the_drop});
-            churn(f, me, rng, [] { return RegionFaults::injected() != 0; });
-            race.give_up = true;
-            me.working("join the writer");
-            writer.join();
-            me.done();
-            REQUIRE(RegionFaults::injected() == 1);
+            churn_until_the_race(f, me, rng, writer);
         }
         CHECK(race.writer_held.load());
         const std::size_t target = (race.target.load() - f.address(0)) / page;
