@@ -521,7 +521,11 @@ private:
         const bool write_protected = (message.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) != 0;
         const int reader = write_protected ? -1 : in_place_reader(p, message.arg.pagefault.feat.ptid);
         if (reader >= 0) serve_discarded_victim(p, reader);
-        else if (failed_.load(std::memory_order_acquire)) serve_failed(p, write_protected);
+        else if (failed_.load(std::memory_order_acquire)) {
+            // A page being evicted is left to its evicting thread, which wakes the fault when done:
+            // a write let through now could land after the page was read, and be dropped with it.
+            if (state_[p].load(std::memory_order_acquire) != evicting) serve_failed(p, write_protected);
+        }
         else if (write_protected) serve_write(h, p);
         else serve(p, buffers_ + h * page_bytes, handler_slot(h));
     }
