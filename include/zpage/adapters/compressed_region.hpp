@@ -863,19 +863,12 @@ private:
         static_cast<void>(detail::uffd::drop(pidfd_, batched_drops_, leaving, stored_count, dropped));
         std::size_t gone = 0;
         for (std::size_t v = 0, d = 0; v < claimed; ++v) {
-            const std::size_t p = victims[v];
-            const bool went = stored[v] && dropped[d];
-            if (stored[v] && !dropped[d++]) static_cast<void>(store_.erase(p));
-            if (went) {
-                swapped_.fetch_add(1, std::memory_order_relaxed);
-                resident_.fetch_sub(1, std::memory_order_relaxed);
-                detail::add_counter(counters_.swap_outs, 1);
-                ++gone;
-            } else {
-                detail::add_counter(counters_.failed_swap_outs, 1);
+            bool went = false;
+            if (stored[v]) {
+                went = dropped[d++];
+                if (!went) static_cast<void>(store_.erase(victims[v]));  // it stays: no copy may outlive it
             }
-            state_[p].store(went ? evicted : resident, std::memory_order_release);
-            wake(p);
+            gone += finish_eviction(victims[v], went);
         }
         return gone;
     }
@@ -998,17 +991,23 @@ private:
             return 0;
         }
         const bool stored = store_.store(p, std::span<const std::byte, page_bytes>(staging, page_bytes)).ok();
-        if (!stored) {
-            put_back(p, staging);
-            detail::add_counter(counters_.failed_swap_outs, 1);
-        } else {
+        if (!stored) put_back(p, staging);
+        return finish_eviction(p, stored);
+    }
+
+    // Ends the eviction of page p (evicting), either way: into the store (evicted), or left resident
+    // (a failed swap-out); whoever waits on it is woken. Returns 1 when it went.
+    std::size_t finish_eviction(std::size_t p, bool went) noexcept {
+        if (went) {
             swapped_.fetch_add(1, std::memory_order_relaxed);
             resident_.fetch_sub(1, std::memory_order_relaxed);
             detail::add_counter(counters_.swap_outs, 1);
+        } else {
+            detail::add_counter(counters_.failed_swap_outs, 1);
         }
-        state_[p].store(stored ? evicted : resident, std::memory_order_release);
+        state_[p].store(went ? evicted : resident, std::memory_order_release);
         wake(p);
-        return stored ? 1 : 0;
+        return went ? 1 : 0;
     }
 
     // Puts page p, which the store refused, back from `staging`. Its faults wait for this, so its
