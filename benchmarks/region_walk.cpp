@@ -88,7 +88,7 @@ public:
     zpage::detail::SignalServedRange* range() noexcept { return this; }
 
 private:
-    bool serve_fault(std::uintptr_t address) noexcept override {
+    bool serve_fault(std::uintptr_t address, zpage::detail::FaultAccess) noexcept override {
         static_cast<void>(zpage::detail::uffd::copy(fd_, reinterpret_cast<void*>(address & ~std::uintptr_t{page - 1}),
                                                     ready_, page));
         return true;
@@ -182,7 +182,7 @@ double median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
     std::size_t region_mib = 512, budget_mib = 64, runs = 1;
-    bool kernel = true;
+    bool kernel = true, clean_copies = true;
     std::vector<zpage::FaultService> services = {zpage::FaultService::handler_thread,
                                                  zpage::FaultService::faulting_thread};
     std::string file = std::string(ZPAGE_CORPORA_DIR) + "/python-heap.pages.zst";
@@ -194,6 +194,7 @@ int main(int argc, char** argv) {
         else if (arg == "--file" && valued) file = argv[++i];
         else if (arg == "--runs" && valued) runs = std::max<std::size_t>(1, std::stoul(argv[++i]));
         else if (arg == "--no-kernel") kernel = false;
+        else if (arg == "--no-clean-copies") clean_copies = false;
         else if (arg == "--service" && valued && std::string_view(argv[i + 1]) == "handler") {
             services = {zpage::FaultService::handler_thread};
             ++i;
@@ -203,7 +204,7 @@ int main(int argc, char** argv) {
         }
         else {
             std::fprintf(stderr, "usage: bench_region_walk [--region MiB] [--budget MiB] [--file PAGES] [--runs N] "
-                                 "[--no-kernel] [--service handler|faulting]\n");
+                                 "[--no-kernel] [--no-clean-copies] [--service handler|faulting]\n");
             return 2;
         }
     }
@@ -228,7 +229,7 @@ int main(int argc, char** argv) {
             zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages, .page_pool = &pool});
             zpage::CompressedRegion<zpage::Lz4Store> region(
                 store, {.bytes = pages * page, .resident_budget_bytes = budget_mib << 20,
-                        .fault_service = services[service]});
+                        .fault_service = services[service], .keep_clean_copies = clean_copies});
             for (std::size_t p = 0; p < pages; ++p)
                 std::memcpy(region.data() + p * page, input.bytes.data() + (p % input.pages()) * page, page);
             for (const Order& order : orders) {

@@ -22,8 +22,8 @@ inline struct sigaction replaced_sigbus {};
 
 // The SIGBUS handler: a region's fault resolved by zpage; else back to read_or_sigbus's jump
 // point, or abort outside one.
-inline void on_sigbus(int, siginfo_t* info, void*) {
-    if (info != nullptr && zpage::serve_region_fault(*info)) return;
+inline void on_sigbus(int, siginfo_t* info, void* context) {
+    if (info != nullptr && zpage::serve_region_fault(*info, context)) return;
     if (bus_jump != nullptr) ::siglongjmp(*bus_jump, 1);
     std::abort();
 }

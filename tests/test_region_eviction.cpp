@@ -281,3 +281,128 @@ TEST_CASE_TEMPLATE("threads faulting on the same pages at once, while pages are 
     CHECK(wrong.load() == 0);
     CHECK(s.swap_ins > pages);
 }
+
+namespace {
+
+// Reads one byte of each page, as a program reading them does (a read fault for each evicted one).
+std::uint8_t read_each(const std::byte* base, std::size_t pages) {
+    std::uint8_t sum = 0;
+    for (std::size_t i = 0; i < pages; ++i)
+        sum = static_cast<std::uint8_t>(
+            sum + static_cast<std::uint8_t>(*static_cast<const volatile std::byte*>(base + i * page + 100)));
+    return sum;
+}
+
+// The pages that do not read as `model` says, by number.
+std::string wrong_pages(const std::byte* base, const std::vector<zpage_test::Page>& model) {
+    std::string wrong;
+    for (std::size_t i = 0; i < model.size(); ++i) {
+        if (std::memcmp(base + i * page, model[i].data(), page) == 0) continue;
+        zpage_test::Page got;
+        std::memcpy(got.data(), base + i * page, page);
+        wrong += describe_wrong(i, got, model[i]) + "; ";
+    }
+    return wrong;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("a page read back keeps its stored copy until written: evicted unwritten, not compressed again",
+                   Service, ZPAGE_TEST_REGION_MODES) {
+    if (const std::string why = region_unavailable(); !why.empty()) {
+        MESSAGE("skipped: " << why);
+        return;
+    }
+    constexpr std::size_t pages = 256;
+    const std::vector<zpage_test::Page> sample = zpage_test::test_pages(pages, zpage_test::test_seed());
+    zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
+    // No budget: only evict() evicts, so every count below is exact.
+    Region region(store, {.bytes = pages * page, .fault_service = Service::value, .eviction = Service::eviction});
+    std::byte* const base = region.data();
+    std::vector<zpage_test::Page> model(pages);
+    for (std::size_t i = 0; i < pages; ++i) {
+        model[i] = content(sample, i);
+        std::memcpy(base + i * page, model[i].data(), page);
+    }
+    zpage_test::Watchdog watchdog(20000ms, "clean copies");
+    auto& me = watchdog.enroll("program");
+    // A handler counts a fault after the wake-up that lets this thread go on.
+    const auto settled = [&](auto&& done) { return zpage_test::eventually(done, 5000ms); };
+
+    me.working("evict all", 0);
+    REQUIRE(region.evict(pages) == pages);
+    const std::uint64_t compressed = store.stats().num_writes;
+    me.working("read each", 0);
+    MESSAGE("sum " << int{read_each(base, pages)});
+    CHECK(settled([&] { return region.stats().swap_ins == pages; }));
+    CHECK(region.stats().clean_copies == pages);
+    CHECK(store.stats().orig_data_size == pages * page);  // each copy kept
+
+    me.working("write the even pages", 0);
+    for (std::size_t i = 0; i < pages; i += 2) {
+        base[i * page + 200] = ~base[i * page + 200];  // faults once (write-protected), and ends the copy
+        model[i][200] = ~model[i][200];
+    }
+    CHECK(region.stats().clean_copies == pages / 2);
+    CHECK(settled([&] { return region.stats().write_faults >= pages / 2; }));
+    // A faulting thread leaves the erasing to the evictor, which its next round does.
+    CHECK(settled([&] { return store.stats().orig_data_size == pages / 2 * page; }));
+
+    me.working("evict all again", 0);
+    REQUIRE(region.evict(pages) == pages);
+    CHECK(store.stats().num_writes - compressed == pages / 2);  // only the written pages compressed again
+    CHECK(region.stats().clean_copies == 0);
+    CHECK(region.stats().swapped_pages == pages);
+    CHECK(store.stats().orig_data_size == pages * page);
+    me.working("verify", 0);
+    CHECK(wrong_pages(base, model).empty());  // and each page read back keeps its copy again
+    CHECK(settled([&] { return region.stats().clean_copies == pages; }));
+
+    // A clean page the program discards reads as zeros, whether touched next (page 1) or evicted
+    // first (page 3): its copy is not its bytes any more.
+    me.working("discard", 1);
+    ::madvise(base + 1 * page, page, MADV_DONTNEED);
+    ::madvise(base + 3 * page, page, MADV_DONTNEED);
+    model[1] = model[3] = zpage_test::Page{};
+    CHECK(std::memcmp(base + 1 * page, model[1].data(), page) == 0);
+    REQUIRE(region.evict(pages) >= pages - 1);  // page 1 may be taken (its zeros) or not: just faulted
+    me.working("verify after the discards", 0);
+    CHECK(wrong_pages(base, model).empty());
+    CHECK(settled([&] {
+        const zpage::RegionStats s = region.stats();
+        return (s.swapped_pages + s.clean_copies) * page == store.stats().orig_data_size;
+    }));
+    watchdog.leave(me);
+}
+
+TEST_CASE_TEMPLATE("no clean copies when the region is told not to keep them, or its store is near its limit", Service,
+                   ZPAGE_TEST_FAULT_SERVICES) {
+    if (const std::string why = region_unavailable(); !why.empty()) {
+        MESSAGE("skipped: " << why);
+        return;
+    }
+    constexpr std::size_t pages = 256;
+    const std::vector<zpage_test::Page> sample = zpage_test::test_pages(pages, zpage_test::test_seed());
+    zpage_test::Watchdog watchdog(20000ms, "no clean copies");
+    auto& me = watchdog.enroll("program");
+    for (const bool near_limit : {false, true}) {
+        CAPTURE(near_limit);
+        zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
+        Region region(store, {.bytes = pages * page, .fault_service = Service::value, .keep_clean_copies = near_limit});
+        std::byte* const base = region.data();
+        for (std::size_t i = 0; i < pages; ++i) std::memcpy(base + i * page, content(sample, i).data(), page);
+        me.working("evict all", near_limit);
+        REQUIRE(region.evict(pages) == pages);
+        // 85% of the limit used: reading back a few pages (erasing theirs) stays over three quarters.
+        if (near_limit) store.set_mem_limit(store.stats().mem_used_total * 100 / 85);
+        const std::size_t read = near_limit ? 8 : pages;
+        me.working("read back", read);
+        MESSAGE("sum " << int{read_each(base, read)});
+        CHECK(zpage_test::eventually([&] { return region.stats().swap_ins == read; }, 5000ms));
+        CHECK(region.stats().clean_copies == 0);
+        CHECK(zpage_test::eventually([&] { return store.stats().orig_data_size == (pages - read) * page; }, 5000ms));
+        for (std::size_t i = 0; i < pages; ++i)
+            REQUIRE(std::memcmp(base + i * page, content(sample, i).data(), page) == 0);
+    }
+    watchdog.leave(me);
+}

@@ -61,12 +61,13 @@ struct Options {
     std::string codec = "lz4";
     zpage::FaultService fault_service = zpage::FaultService::handler_thread;
     zpage::Eviction eviction = zpage::Eviction::in_place;
+    bool clean_copies = true;
     std::uint64_t seed = 1;
 };
 
 constexpr const char* usage_text =
     "usage: zpage-emulator [--ram MiB] [--budget MiB] [--codec lz4|zstd] [--faults handler|faulting]\n"
-    "                      [--eviction in-place|move] [--seed N]\n"
+    "                      [--eviction in-place|move] [--clean-copies on|off] [--seed N]\n"
     "  --ram MiB      guest RAM, a compressed region (8 to 16384; default 512)\n"
     "  --budget MiB   how much of it may be resident (1 to --ram; default 64)\n"
     "  --codec NAME   the store's codec: lz4 or zstd (default lz4)\n"
@@ -74,6 +75,9 @@ constexpr const char* usage_text =
     "                 (zpage::FaultService; default handler)\n"
     "  --eviction HOW how guest pages leave RAM: read in place and dropped in batches, or moved out\n"
     "                 one at a time (zpage::Eviction; default in-place)\n"
+    "  --clean-copies ON  whether a page read back keeps its stored copy until written, so that\n"
+    "                 evicting it unwritten costs no compression (RegionConfig::keep_clean_copies;\n"
+    "                 default on)\n"
     "  --seed N       the workload's seed (default 1)\n"
     "Runs a guest program that fills most of guest RAM with a database and audits it; the last line\n"
     "says whether guest memory verified. Exit codes: 0 verified, 1 not verified, 2 bad flags,\n"
@@ -107,7 +111,7 @@ Options parse(int argc, char** argv) {
             value = arg.substr(eq + 1);
             arg = arg.substr(0, eq);
         } else if (arg == "--ram" || arg == "--budget" || arg == "--codec" || arg == "--faults" || arg == "--eviction" ||
-                   arg == "--seed") {
+                   arg == "--clean-copies" || arg == "--seed") {
             if (i + 1 >= argc) usage_failure(std::string(arg) + " needs a value");
             value = argv[++i];
         } else {
@@ -129,6 +133,10 @@ Options parse(int argc, char** argv) {
             if (value != "in-place" && value != "move")
                 usage_failure("--eviction is in-place or move, not '" + std::string(value) + "'");
             o.eviction = value == "move" ? zpage::Eviction::by_move : zpage::Eviction::in_place;
+        } else if (arg == "--clean-copies") {
+            if (value != "on" && value != "off")
+                usage_failure("--clean-copies is on or off, not '" + std::string(value) + "'");
+            o.clean_copies = value == "on";
         } else if (arg == "--seed") {
             o.seed = number(arg, value, 0, UINT64_MAX);
         } else {
@@ -155,8 +163,8 @@ double in_mib(std::uint64_t bytes) { return static_cast<double>(bytes) / static_
 // A page the store could not return is poisoned (compressed_region.hpp): touching it raises
 // SIGBUS. The emulator then cannot go on, but it still ends with the verdict line. With faults
 // served in the faulting thread, each of them is a SIGBUS too, which zpage resolves first.
-extern "C" void on_sigbus(int, siginfo_t* info, void*) {
-    if (info != nullptr && zpage::serve_region_fault(*info)) return;
+extern "C" void on_sigbus(int, siginfo_t* info, void* context) {
+    if (info != nullptr && zpage::serve_region_fault(*info, context)) return;
     static constexpr char line[] = "guest memory verified: no: SIGBUS, a page the store could not return\n";
     static_cast<void>(::write(STDOUT_FILENO, line, sizeof line - 1));
     ::_exit(not_verified);
@@ -295,7 +303,8 @@ int run(const Options& o) {
         region.emplace(store, zpage::RegionConfig{.bytes = ram_bytes,
                                                   .resident_budget_bytes = budget_bytes,
                                                   .fault_service = o.fault_service,
-                                                  .eviction = o.eviction});
+                                                  .eviction = o.eviction,
+                                                  .keep_clean_copies = o.clean_copies});
     } catch (const zpage::RegionError& e) {
         std::fprintf(stderr, "zpage-emulator: %s\n", e.what());
         return no_region;
@@ -303,10 +312,11 @@ int run(const Options& o) {
     std::byte* const ram = region->data();
 
     std::printf("zpage-emulator: %" PRIu64 " MiB guest RAM, %" PRIu64
-                " MiB resident budget, %s store, faults served by %s, pages evicted %s\n",
+                " MiB resident budget, %s store, faults served by %s, pages evicted %s%s\n",
                 o.ram_mib, o.budget_mib, store.compressor().name().c_str(),
                 o.fault_service == zpage::FaultService::faulting_thread ? "the faulting thread" : "a handler thread",
-                o.eviction == zpage::Eviction::in_place ? "in place" : "by move");
+                o.eviction == zpage::Eviction::in_place ? "in place" : "by move",
+                o.clean_copies ? "" : ", no clean copies");
     std::printf("guest program: %zu instructions at 0x%" PRIx64 ", heap at 0x%" PRIx64 "; %" PRIu64
                 " records, %.0f MiB of heap at its fullest (%.1f%% of RAM); %u passes of %" PRIu64
                 " operations\n",
@@ -360,9 +370,9 @@ int run(const Options& o) {
                 static_cast<double>(cpu.retired()) / seconds / 1e6);
     std::printf("region: faults %" PRIu64 " (zero fills %" PRIu64 ", swap-ins %" PRIu64 "), swap-outs %" PRIu64
                 " (direct %" PRIu64 "), write faults %" PRIu64 ", failed swap-outs %" PRIu64 ", poisoned pages %" PRIu64
-                "\n",
+                ", clean copies %" PRIu64 "\n",
                 r.faults, r.zero_fills, r.swap_ins, r.swap_outs, r.direct_evictions, r.write_faults, r.failed_swap_outs,
-                r.poisoned_pages);
+                r.poisoned_pages, r.clean_copies);
     std::printf("memory: guest RAM touched %.1f MiB, resident %.1f MiB, store %.1f MiB (peak %.1f MiB; it holds %.1f MiB "
                 "of pages, %.2fx), saved %.1f MiB\n",
                 in_mib(touched), in_mib(resident), in_mib(s.mem_used_total), in_mib(s.mem_used_max),

@@ -68,6 +68,14 @@ public:
     [[nodiscard]] std::size_t limit() const noexcept { return limit_.load(std::memory_order_relaxed); }
     [[nodiscard]] MemoryBudget* parent() const noexcept { return parent_; }
 
+    // True when this account and every enclosing one use less than `permille` of their limits
+    // (an account without a limit always does): room to spare for what could be given back.
+    [[nodiscard]] bool below_permille(unsigned permille) const noexcept {
+        const std::size_t cap = limit();
+        if (cap != 0 && used() >= cap / 1000 * permille) return false;
+        return parent_ == nullptr || parent_->below_permille(permille);
+    }
+
     // 0 means no limit (zram's mem_limit convention). Lowering the limit below what is in use
     // frees nothing; it refuses further charges until usage drops. Any thread.
     void set_limit(std::size_t bytes) noexcept { limit_.store(bytes, std::memory_order_relaxed); }

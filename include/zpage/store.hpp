@@ -477,6 +477,12 @@ public:
     // applies, and other stores under it keep theirs. Pages already stored stay; stores that would
     // need more memory fail with memory_limit until usage drops.
     void set_mem_limit(std::size_t bytes) noexcept { budget_.set_limit(bytes); }
+    // True when mem_used_total is under `permille` of this store's limit and of every enclosing
+    // budget's (or there is none); cheaper than stats(), for callers deciding whether to keep
+    // memory they could do without.
+    [[nodiscard]] bool mem_used_below_permille(unsigned permille) const noexcept {
+        return budget_.below_permille(permille);
+    }
 
     [[nodiscard]] std::size_t capacity() const noexcept { return table_.capacity(); }
     [[nodiscard]] std::size_t huge_threshold() const noexcept { return encoder_.huge_threshold(); }

@@ -5,7 +5,8 @@
 // evictor thread, takes writes of real pages and of single bytes, reads, discards
 // (MADV_DONTNEED: a resident page reads as zeros after it, an evicted one keeps its bytes) and
 // explicit evictions, in the order the input gives. Every read must give the model's bytes; at
-// the end every page is checked, and the evictor brings the resident pages within the budget.
+// the end every page is checked, the evictor brings the resident pages within the budget, and the
+// store holds the evicted pages and the clean copies of pages read back, nothing else.
 //
 // Needs userfaultfd (root, or vm.unprivileged_userfaultfd=1): without it each input returns at
 // once, after saying so once.
@@ -106,18 +107,29 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (std::size_t p = 0; p < region_pages; ++p)
         ZPAGE_FUZZ_CHECK(std::memcmp(memory + p * 4096, model[p].data(), 4096) == 0);
     // A fault that finds nothing to evict at a full budget is served anyway, a page over it for a
-    // moment (make_room); the evictor, woken by it, brings the region back within the budget. And
-    // a page the evictor is moving shows in both counts for a moment (RegionStats).
-    zpage::RegionStats s = region->stats();
-    auto settled = [&] {
-        return s.resident_pages <= budget_pages && s.resident_pages + s.swapped_pages <= region_pages;
+    // moment (make_room); the evictor, woken by it, brings the region back within the budget. A
+    // page the evictor is moving shows in both counts for a moment (RegionStats). And the store
+    // holds the evicted pages and the clean copies, no more: the copies of pages written or
+    // discarded since are erased (from a faulting thread, by the evictor's next round). Each check
+    // is of one sample of both, the evictor perhaps still at work between samples.
+    zpage::RegionStats s;
+    std::uint64_t stored_bytes = 0;
+    auto sample = [&] {
+        s = region->stats();
+        stored_bytes = store.stats().orig_data_size;
     };
+    auto settled = [&] {
+        return s.resident_pages <= budget_pages && s.resident_pages + s.swapped_pages <= region_pages &&
+               (s.swapped_pages + s.clean_copies) * 4096 == stored_bytes;
+    };
+    sample();
     for (int waited_ms = 0; !settled() && waited_ms < 5000; waited_ms += 10) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        s = region->stats();
+        sample();
     }
     ZPAGE_FUZZ_CHECK(s.resident_pages <= budget_pages);
     ZPAGE_FUZZ_CHECK(s.resident_pages + s.swapped_pages <= region_pages);
+    ZPAGE_FUZZ_CHECK((s.swapped_pages + s.clean_copies) * 4096 == stored_bytes);
     return 0;
 }
 

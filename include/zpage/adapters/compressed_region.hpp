@@ -15,12 +15,13 @@
 // is and compressed into the store, and the batch is dropped with one process_madvise (a second
 // flush). Or by move: each victim is moved out of the region (UFFDIO_MOVE, Linux 6.8) into a
 // staging page and compressed from there, a flush a page. Either way a write racing with an
-// eviction faults and waits for it to end; it is never lost. A page
-// the store cannot return (corrupt data) is poisoned (UFFDIO_POISON): its access raises SIGBUS, as
-// memory that failed does, never wrong bytes. A call the kernel refuses (short of memory, the
-// address space changing) leaves the page as it was, stored copy and all, and wakes whoever waits
-// on it to fault or write again (a failed call wakes no one): a refusal costs a retry, never a
-// page.
+// eviction faults and waits for it to end; it is never lost. A page brought back by a read keeps
+// its stored copy until written (RegionConfig::keep_clean_copies): mapped write-protected, it is
+// evicted by a drop alone, with no read and no compression. A page the store cannot return
+// (corrupt data) is poisoned (UFFDIO_POISON): its access raises SIGBUS, as memory that failed
+// does, never wrong bytes. A call the kernel refuses (short of memory, the address space changing)
+// leaves the page as it was, stored copy and all, and wakes whoever waits on it to fault or write
+// again (a failed call wakes no one): a refusal costs a retry, never a page.
 //
 // When: a background evictor keeps the resident pages under the budget's high mark (the kernel's
 // kswapd, with free memory between the low and high marks), so that the faulting path rarely
@@ -171,6 +172,14 @@ struct RegionConfig {
     // high_free_permille is (the kernel's low and high watermarks).
     unsigned low_free_permille = 20;
     unsigned high_free_permille = 40;
+    // A page brought back by a read keeps its stored copy while it is not written: it is mapped
+    // write-protected, its first write faults once (RegionStats::write_faults) and frees the copy,
+    // and evicting it unwritten only drops it, with no read and no compression (the kernel's swap
+    // cache, for clean pages). The price: store memory for the copies of resident pages read since
+    // they came back, at most the budget's worth compressed (RegionStats::clean_copies), and only
+    // while the store uses under three quarters of its limit (StoreConfig::mem_limit_bytes, a
+    // shared budget's too): copies never crowd out the pages evicted.
+    bool keep_clean_copies = true;
 
     // Throws std::invalid_argument naming the field at fault.
     void validate() const {
@@ -203,6 +212,7 @@ struct RegionStats {
     // between them, it may show in both, or in neither, for a moment.
     std::uint64_t resident_pages = 0;    // pages resident now, by the region's count
     std::uint64_t swapped_pages = 0;     // pages in the store now
+    std::uint64_t clean_copies = 0;      // resident pages whose copy the store keeps (keep_clean_copies)
 
     template <class F>
     static constexpr void for_each_field(F&& f) {
@@ -218,6 +228,7 @@ struct RegionStats {
         f(std::string_view("handler_stalls"), &RegionStats::handler_stalls, StatUnit::count);
         f(std::string_view("resident_pages"), &RegionStats::resident_pages, StatUnit::pages);
         f(std::string_view("swapped_pages"), &RegionStats::swapped_pages, StatUnit::pages);
+        f(std::string_view("clean_copies"), &RegionStats::clean_copies, StatUnit::pages);
     }
 };
 
@@ -237,7 +248,8 @@ public:
           evict_below_(mark(config, max_resident_, config.high_free_permille)),
           wake_above_(mark(config, max_resident_, config.low_free_permille)),
           state_(std::make_unique<std::atomic<std::uint8_t>[]>(pages_)),
-          bits_(std::make_unique<std::atomic<std::uint8_t>[]>(pages_)) {
+          bits_(std::make_unique<std::atomic<std::uint8_t>[]>(pages_)),
+          clean_copy_(std::make_unique<std::atomic<bool>[]>(pages_)) {
         try {
             open_userfaultfd();
             region_ = map(config.bytes);
@@ -284,11 +296,12 @@ public:
         RegionStats s = detail::load_counters(counters_);
         s.resident_pages = resident_.load(std::memory_order_relaxed);
         s.swapped_pages = swapped_.load(std::memory_order_relaxed);
+        s.clean_copies = clean_copies_.load(std::memory_order_relaxed);
         return s;
     }
 
     // Evicts up to `pages` of the coldest resident pages now, as the evictor would; returns how
-    // many went. Any thread but a handler's.
+    // many went (none once the region failed over). Any thread but a handler's.
     std::size_t evict(std::size_t pages) noexcept {
         std::lock_guard guard(explicit_mutex_);
         in_place_readers_[1].store(static_cast<std::uint32_t>(::gettid()), std::memory_order_relaxed);
@@ -409,7 +422,9 @@ private:
             unmap(region_, config_.bytes);
             erase_deferred();
             for (std::size_t p = 0; p < pages_; ++p)
-                if (state_[p].load(std::memory_order_relaxed) == evicted) static_cast<void>(store_.erase(p));
+                if (state_[p].load(std::memory_order_relaxed) == evicted ||
+                    clean_copy_[p].load(std::memory_order_relaxed))
+                    static_cast<void>(store_.erase(p));
         }
         unmap(staging_, staging_pages() * page_bytes);
         unmap(copies_, 2 * page_bytes);
@@ -472,7 +487,7 @@ private:
     // missing page or a poisoned one: a page the region holds resident that faults is one of the
     // first two, and the zero fill tells them apart (EEXIST: the page is there, so it was the
     // write). False for a poisoned page still poisoned: the program's SIGBUS.
-    bool serve_fault(std::uintptr_t address) noexcept override {
+    bool serve_fault(std::uintptr_t address, detail::FaultAccess access) noexcept override {
         const std::size_t p = (address - reinterpret_cast<std::uintptr_t>(region_)) / page_bytes;
         const std::uint8_t s = state_[p].load(std::memory_order_acquire);
         if (s == resident && serve_resident_fault(p)) return true;
@@ -483,7 +498,7 @@ private:
             }
         }
         alignas(page_bytes) std::byte buffer[page_bytes];
-        return serve(p, buffer, nullptr);
+        return serve(p, buffer, nullptr, access != detail::FaultAccess::read);
     }
 
     // A fault on page p, which the region holds resident: with the page there, a write the hand's
@@ -499,7 +514,9 @@ private:
             if (s != resident) return false;
             if (!state_[p].compare_exchange_strong(s, serving, std::memory_order_acq_rel)) continue;
             const int filled = detail::uffd::zero(fd_, page_at(p), page_bytes);
+            if (filled == 0) forget_clean_copy(p, true);  // discarded: it holds zeros now
             if (filled == EEXIST) {
+                forget_clean_copy(p, true);  // before the write goes through, as in serve_write
                 if (detail::uffd::write_protect(fd_, page_at(p), page_bytes, false) == 0) {
                     bits_[p].store(static_cast<std::uint8_t>(bits_[p].load(std::memory_order_relaxed) | referenced),
                                    std::memory_order_relaxed);
@@ -527,7 +544,8 @@ private:
             if (state_[p].load(std::memory_order_acquire) != evicting) serve_failed(p, write_protected);
         }
         else if (write_protected) serve_write(h, p);
-        else serve(p, buffers_ + h * page_bytes, handler_slot(h));
+        else serve(p, buffers_ + h * page_bytes, handler_slot(h),
+                   (message.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0);
     }
 
     // After a handler stalled: nothing is read from the store (the stalled handler may hold what
@@ -574,9 +592,10 @@ private:
 
     // A page that is not there: zero page, or back from the store, decompressed into `buffer`.
     // `staging`: the caller's batch of staging pages for evicting first, at a full budget; nullptr:
-    // one of the handler slots, taken for the while (a faulting thread's). False when the page is
-    // poisoned still (the access raises SIGBUS).
-    bool serve(std::size_t p, std::byte* buffer, std::byte* staging) noexcept {
+    // one of the handler slots, taken for the while (a faulting thread's). `write`: the access
+    // was (or may have been) a write; a read's page keeps its stored copy (keep_clean_copies).
+    // False when the page is poisoned still (the access raises SIGBUS).
+    bool serve(std::size_t p, std::byte* buffer, std::byte* staging, bool write) noexcept {
         for (;;) {
             std::uint8_t s = state_[p].load(std::memory_order_acquire);
             // A page being evicted, in a handler: the fault is left waiting, and the evicting thread
@@ -593,8 +612,8 @@ private:
                 // program discarded the page (madvise): the zero page. Claimed first, so that it
                 // cannot be evicted in between and then read as zeros. A call that fails wakes no
                 // one: on EEXIST the page is there; on any other error the thread faults again.
-                if (detail::uffd::zero(fd_, page_at(p), page_bytes) != 0)
-                    wake(p);
+                if (detail::uffd::zero(fd_, page_at(p), page_bytes) != 0) wake(p);
+                else forget_clean_copy(p, staging == nullptr);  // discarded: it holds zeros now
                 state_[p].store(resident, std::memory_order_release);
                 return true;
             }
@@ -618,12 +637,13 @@ private:
             }
             make_room(staging);
             const bool from_store = s == evicted;
+            const bool keep_copy = from_store && !write && keeps_clean_copies();
             bool lost = false;
             int error = 0;
             if (!from_store) {
                 error = detail::uffd::zero(fd_, page_at(p), page_bytes);
             } else if (store_.load(p, std::span<std::byte, page_bytes>(buffer, page_bytes))) {
-                error = detail::uffd::copy(fd_, page_at(p), buffer, page_bytes);
+                error = detail::uffd::copy(fd_, page_at(p), buffer, page_bytes, keep_copy);
             } else {
                 // Its bytes cannot be had: the page is lost, and reads as failed memory (SIGBUS)
                 // until the program discards it.
@@ -651,8 +671,14 @@ private:
             // one never written, but nothing woke the thread.
             if (error == EEXIST) wake(p);
             if (from_store) {
-                if (staging == nullptr) erase_later(p);
-                else static_cast<void>(store_.erase(p));
+                if (keep_copy && !lost) {
+                    clean_copy_[p].store(true, std::memory_order_relaxed);
+                    clean_copies_.fetch_add(1, std::memory_order_relaxed);
+                } else if (staging == nullptr) {
+                    erase_later(p);
+                } else {
+                    static_cast<void>(store_.erase(p));
+                }
                 swapped_.fetch_sub(1, std::memory_order_relaxed);
             }
             if (lost) {
@@ -691,10 +717,12 @@ private:
                 // Gone since the write faulted (evicted, discarded): the writer waits for it as
                 // for a missing page, and the wake-up of whoever took it may have come before the
                 // writer began to wait. So it is served as missing, which wakes the writer.
-                static_cast<void>(serve(p, buffers_ + h * page_bytes, handler_slot(h)));
+                static_cast<void>(serve(p, buffers_ + h * page_bytes, handler_slot(h), true));
                 return;
             }
             if (!state_[p].compare_exchange_strong(s, serving, std::memory_order_acq_rel)) continue;
+            // The write is let through once no copy of the page's old bytes is left to be taken for it.
+            forget_clean_copy(p, false);
             if (detail::uffd::write_protect(fd_, page_at(p), page_bytes, false) != 0) {
                 // Refused (the address space changing), and the writer not woken: it writes
                 // again, faulting again while the page is still protected.
@@ -781,7 +809,8 @@ private:
                     erase_later(p);
                     continue;
                 }
-                static_cast<void>(store_.erase(p));
+                // Back since, by a read: the stored copy is its current one.
+                if (!clean_copy_[p].load(std::memory_order_relaxed)) static_cast<void>(store_.erase(p));
                 state_[p].store(s, std::memory_order_release);
             }
         }
@@ -828,6 +857,8 @@ private:
 
     // A batch of evictions by `reader` (0: the evictor, 1: evict()), as the configuration says.
     std::size_t evict_batch(unsigned reader, std::size_t want) noexcept {
+        // Failed over, a write may have been let through to a page with a clean copy (serve_failed).
+        if (failed_.load(std::memory_order_acquire)) return 0;
         std::byte* const slot = reader == 0 ? evictor_slot() : explicit_slot();
         return config_.eviction == Eviction::in_place ? evict_in_place(reader, slot, want) : evict_by_moving(slot, want);
     }
@@ -836,9 +867,10 @@ private:
     // hand swept is write-protected first (one TLB flush), so that from then on a write to a victim
     // faults and waits for its eviction to end, and what is read is what is kept. Each victim is
     // read into `reader`'s copy page and stored from there (a read never holds a store lock), and
-    // the stored ones are dropped together (a second flush). Refused the protection, the batch
-    // leaves by moving instead, through `slot`. A victim stays (and is woken) if the store or the
-    // drop refuses it.
+    // the stored ones are dropped together (a second flush). A victim with a clean copy is not read
+    // or stored again, only probed: a probe that faults is a page the program discarded, and its
+    // zeros are stored instead. Refused the protection, the batch leaves by moving instead, through
+    // `slot`. A victim stays (and is woken) if the store or the drop refuses it.
     std::size_t evict_in_place(unsigned reader, std::byte* slot, std::size_t want) noexcept {
         std::size_t victims[batch_pages]{};
         Window window;
@@ -848,15 +880,23 @@ private:
             return move_out(victims, claimed, slot);
         std::byte* const copy = copies_ + reader * page_bytes;
         bool stored[batch_pages];
+        bool kept[batch_pages];  // stored already: its clean copy
         std::byte* leaving[batch_pages];
         std::size_t stored_count = 0;
         for (std::size_t v = 0; v < claimed; ++v) {
             // Faults only if the program discarded the page since, served with the zeros it now
             // holds (serve_discarded_victim); discarded mid-read, the copy is torn, so it is zeros.
             victim_discarded_[reader].store(false, std::memory_order_relaxed);
-            read_victim(copy, page_at(victims[v]));
-            if (victim_discarded_[reader].load(std::memory_order_acquire)) std::memset(copy, 0, page_bytes);
-            stored[v] = store_.store(victims[v], std::span<const std::byte, page_bytes>(copy, page_bytes)).ok();
+            kept[v] = clean_copy_[victims[v]].load(std::memory_order_relaxed);
+            if (kept[v]) probe_victim(page_at(victims[v]));
+            else read_victim(copy, page_at(victims[v]));
+            if (victim_discarded_[reader].load(std::memory_order_acquire)) {
+                std::memset(copy, 0, page_bytes);
+                if (kept[v]) forget_clean_copy(victims[v], false);
+                kept[v] = false;
+            }
+            stored[v] =
+                kept[v] || store_.store(victims[v], std::span<const std::byte, page_bytes>(copy, page_bytes)).ok();
             if (stored[v]) leaving[stored_count++] = page_at(victims[v]);
         }
         bool dropped[batch_pages];
@@ -866,7 +906,8 @@ private:
             bool went = false;
             if (stored[v]) {
                 went = dropped[d++];
-                if (!went) static_cast<void>(store_.erase(victims[v]));  // it stays: no copy may outlive it
+                // It stays: no copy may outlive it but a clean one, which stays current.
+                if (!went && !kept[v]) static_cast<void>(store_.erase(victims[v]));
             }
             gone += finish_eviction(victims[v], went);
         }
@@ -885,6 +926,32 @@ private:
 #else
     static void read_victim(std::byte* to, const std::byte* from) noexcept { std::memcpy(to, from, page_bytes); }
 #endif
+
+    // Touches victim `page`, write-protected, to learn whether it is there: it faults if the
+    // program discarded it (served by serve_discarded_victim).
+#if defined(__SANITIZE_THREAD__)
+    __attribute__((no_sanitize_thread))
+#endif
+    static void probe_victim(const std::byte* page) noexcept {
+        static_cast<void>(*reinterpret_cast<const volatile std::uint8_t*>(page));
+    }
+
+    bool keeps_clean_copies() const noexcept {
+        if (!config_.keep_clean_copies) return false;
+        if constexpr (requires(const Store& s) { s.mem_used_below_permille(750u); })
+            return store_.mem_used_below_permille(750);
+        return true;
+    }
+
+    // Page p (claimed, or being evicted) changed or went: a clean copy of it is no longer its
+    // bytes, and is erased (later, by the evictor, from a signal handler: `in_signal`).
+    void forget_clean_copy(std::size_t p, bool in_signal) noexcept {
+        if (!clean_copy_[p].load(std::memory_order_relaxed)) return;
+        clean_copy_[p].store(false, std::memory_order_relaxed);
+        clean_copies_.fetch_sub(1, std::memory_order_relaxed);
+        if (in_signal) erase_later(p);
+        else static_cast<void>(store_.erase(p));
+    }
 
     // Which in-place reader thread `tid` is (0: the evictor, 1: evict()'s caller) if it is evicting
     // page p in place, else -1: a fault of its there is a victim the program discarded.
@@ -980,6 +1047,7 @@ private:
         const int moved = detail::uffd::move(fd_, staging, page_at(p));
         if (moved != 0) {
             if (moved == ENOENT) {  // the program discarded it: it reads as zeros, as never written
+                forget_clean_copy(p, false);
                 resident_.fetch_sub(1, std::memory_order_relaxed);
                 state_[p].store(untouched, std::memory_order_release);
             } else {  // refused (EBUSY: pinned, or shared with a child; EAGAIN; ENOMEM): it stays
@@ -990,7 +1058,8 @@ private:
             wake(p);
             return 0;
         }
-        const bool stored = store_.store(p, std::span<const std::byte, page_bytes>(staging, page_bytes)).ok();
+        const bool stored = clean_copy_[p].load(std::memory_order_relaxed) ||
+                            store_.store(p, std::span<const std::byte, page_bytes>(staging, page_bytes)).ok();
         if (!stored) put_back(p, staging);
         return finish_eviction(p, stored);
     }
@@ -998,6 +1067,10 @@ private:
     // Ends the eviction of page p (evicting), either way: into the store (evicted), or left resident
     // (a failed swap-out); whoever waits on it is woken. Returns 1 when it went.
     std::size_t finish_eviction(std::size_t p, bool went) noexcept {
+        if (went && clean_copy_[p].load(std::memory_order_relaxed)) {  // the copy is the stored page now
+            clean_copy_[p].store(false, std::memory_order_relaxed);
+            clean_copies_.fetch_sub(1, std::memory_order_relaxed);
+        }
         if (went) {
             swapped_.fetch_add(1, std::memory_order_relaxed);
             resident_.fetch_sub(1, std::memory_order_relaxed);
@@ -1032,7 +1105,10 @@ private:
     const std::size_t wake_above_;   // the evictor wakes above this: the low mark
     std::unique_ptr<std::atomic<std::uint8_t>[]> state_;
     std::unique_ptr<std::atomic<std::uint8_t>[]> bits_;
-    std::atomic<std::size_t> resident_{0}, swapped_{0};
+    // keep_clean_copies: the store's copy of resident page p is its bytes, and p is write-protected.
+    // Changed only by the thread that claimed p (serving, evicting).
+    std::unique_ptr<std::atomic<bool>[]> clean_copy_;
+    std::atomic<std::size_t> resident_{0}, swapped_{0}, clean_copies_{0};
     int fd_ = -1;
     int stop_fd_ = -1;
     std::byte* region_ = nullptr;

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <signal.h>
+#include <ucontext.h>
 
 #include <array>
 #include <atomic>
@@ -30,13 +31,30 @@
 
 namespace zpage::detail {
 
+// Whether a faulting access was a write, as far as the signal's context tells (x86-64: the page
+// fault's error code). Unknown where it does not tell (no context, another architecture).
+enum class FaultAccess : std::uint8_t { read, write, unknown };
+
+inline FaultAccess fault_access(const void* context) noexcept {
+#if defined(__x86_64__)
+    if (context == nullptr) return FaultAccess::unknown;
+    constexpr long long x86_pf_write = 2;  // the error code's W/R bit
+    const auto& registers = static_cast<const ucontext_t*>(context)->uc_mcontext.gregs;
+    return (registers[REG_ERR] & x86_pf_write) != 0 ? FaultAccess::write : FaultAccess::read;
+#else
+    static_cast<void>(context);
+    return FaultAccess::unknown;
+#endif
+}
+
 // A region that resolves its faults in the faulting thread.
 class SignalServedRange {
 public:
-    // Resolves the fault at `address`, in the range; called in a signal handler of the faulting
-    // thread, which retries its access on return. noexcept, and no allocation on its path. False
-    // when the access is not the region's to resolve (a page it poisoned): the signal is passed on.
-    virtual bool serve_fault(std::uintptr_t address) noexcept = 0;
+    // Resolves the fault at `address`, in the range, by an access of kind `access`; called in a
+    // signal handler of the faulting thread, which retries its access on return. noexcept, and no
+    // allocation on its path. False when the access is not the region's to resolve (a page it
+    // poisoned): the signal is passed on.
+    virtual bool serve_fault(std::uintptr_t address, FaultAccess access) noexcept = 0;
 
 protected:
     ~SignalServedRange() = default;
@@ -91,7 +109,8 @@ public:
     }
 
     // True when the signal was a region's fault, now resolved: the access is to be retried.
-    static bool serve(const siginfo_t& info) noexcept {
+    // `context`: the handler's third argument (its ucontext_t), which tells a read from a write.
+    static bool serve(const siginfo_t& info, const void* context) noexcept {
         if (info.si_code != BUS_ADRERR) return false;
         const auto address = reinterpret_cast<std::uintptr_t>(info.si_addr);
         for (Slot& slot : state().slots) {
@@ -100,7 +119,7 @@ public:
                 address < slot.end.load(std::memory_order_relaxed)) {
                 const bool outer = in_fault_signal;
                 in_fault_signal = true;
-                const bool served = range->serve_fault(address);
+                const bool served = range->serve_fault(address, fault_access(context));
                 in_fault_signal = outer;
                 return served;
             }
@@ -126,7 +145,7 @@ private:
 
     static void on_sigbus(int signal, siginfo_t* info, void* context) {
         const int saved_errno = errno;
-        const bool served = info != nullptr && serve(*info);
+        const bool served = info != nullptr && serve(*info, context);
         errno = saved_errno;
         if (!served) pass_on(signal, info, context);
     }
@@ -158,7 +177,12 @@ namespace zpage {
 
 // For a program's own SIGBUS handler, installed while a compressed region serves its faults in the
 // faulting thread: call this first; true means the signal was that region's fault, resolved, and
-// the handler returns at once so that the access is retried. Async-signal-safe.
-inline bool serve_region_fault(const siginfo_t& info) noexcept { return detail::FaultSignal::serve(info); }
+// the handler returns at once so that the access is retried. `context` is the handler's third
+// argument (SA_SIGINFO), which tells the region whether the access was a write; without it a read
+// is served as a write would be (its page keeps no clean copy: RegionConfig::keep_clean_copies).
+// Async-signal-safe.
+inline bool serve_region_fault(const siginfo_t& info, const void* context = nullptr) noexcept {
+    return detail::FaultSignal::serve(info, context);
+}
 
 }  // namespace zpage
