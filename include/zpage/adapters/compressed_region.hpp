@@ -327,6 +327,8 @@ private:
     static constexpr std::size_t direct_pages = 4;   // a fault's own eviction, at a full budget
     // The most a batch's window spans, so that protecting it walks a bounded stretch of page table.
     static constexpr std::size_t max_window_pages = 16384;
+    // Clean copies are made while the store uses under this much of its limits (keep_clean_copies).
+    static constexpr unsigned clean_copies_below_permille = 750;
 
     // Resident pages that leave `free_permille` of the budget free; without a budget, all.
     static std::size_t mark(const RegionConfig& config, std::size_t max_resident, unsigned free_permille) noexcept {
@@ -938,17 +940,23 @@ private:
 
     bool keeps_clean_copies() const noexcept {
         if (!config_.keep_clean_copies) return false;
-        if constexpr (requires(const Store& s) { s.mem_used_below_permille(750u); })
-            return store_.mem_used_below_permille(750);
+        if constexpr (requires(const Store& s) { s.mem_used_below_permille(clean_copies_below_permille); })
+            return store_.mem_used_below_permille(clean_copies_below_permille);
+        return true;
+    }
+
+    // Page p (claimed, or being evicted) no longer has a clean copy; returns whether it had one.
+    bool unmark_clean_copy(std::size_t p) noexcept {
+        if (!clean_copy_[p].load(std::memory_order_relaxed)) return false;
+        clean_copy_[p].store(false, std::memory_order_relaxed);
+        clean_copies_.fetch_sub(1, std::memory_order_relaxed);
         return true;
     }
 
     // Page p (claimed, or being evicted) changed or went: a clean copy of it is no longer its
     // bytes, and is erased (later, by the evictor, from a signal handler: `in_signal`).
     void forget_clean_copy(std::size_t p, bool in_signal) noexcept {
-        if (!clean_copy_[p].load(std::memory_order_relaxed)) return;
-        clean_copy_[p].store(false, std::memory_order_relaxed);
-        clean_copies_.fetch_sub(1, std::memory_order_relaxed);
+        if (!unmark_clean_copy(p)) return;
         if (in_signal) erase_later(p);
         else static_cast<void>(store_.erase(p));
     }
@@ -1067,11 +1075,8 @@ private:
     // Ends the eviction of page p (evicting), either way: into the store (evicted), or left resident
     // (a failed swap-out); whoever waits on it is woken. Returns 1 when it went.
     std::size_t finish_eviction(std::size_t p, bool went) noexcept {
-        if (went && clean_copy_[p].load(std::memory_order_relaxed)) {  // the copy is the stored page now
-            clean_copy_[p].store(false, std::memory_order_relaxed);
-            clean_copies_.fetch_sub(1, std::memory_order_relaxed);
-        }
         if (went) {
+            static_cast<void>(unmark_clean_copy(p));  // a clean copy is the stored page now
             swapped_.fetch_add(1, std::memory_order_relaxed);
             resident_.fetch_sub(1, std::memory_order_relaxed);
             detail::add_counter(counters_.swap_outs, 1);
