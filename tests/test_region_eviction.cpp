@@ -65,7 +65,7 @@ TEST_CASE_TEMPLATE("writes racing with eviction are never lost", Service, ZPAGE_
         return;
     }
     const std::size_t pages = 4096;  // 16 MiB over a 1 MiB budget
-    const std::size_t writes = zpage_test::scaled(40000, 4);
+    const std::size_t writes = zpage_test::scaled(16000, 4);
     const std::vector<zpage_test::Page> sample = zpage_test::test_pages(512, zpage_test::test_seed());
     zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
     Region region(store, {.bytes = pages * page, .resident_budget_bytes = 256 * page, .fault_service = Service::value, .eviction = Service::eviction});
