@@ -8,6 +8,7 @@
 #include <linux/seccomp.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include <cstdio>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "sigbus.hpp"
@@ -36,6 +38,28 @@ std::size_t resident_bytes() {
     std::size_t size = 0, resident = 0;
     statm >> size >> resident;
     return resident * 4096;
+}
+
+// The resident memory of the mappings within [start, start + bytes), from /proc/self/smaps: pages
+// of their own, not the shared zero page (which smaps does not count), and not the rest of the
+// process (other threads' stacks and heaps, ASan's shadow).
+std::size_t mapped_rss(const std::byte* start, std::size_t bytes) {
+    std::ifstream smaps("/proc/self/smaps");
+    const auto first = reinterpret_cast<std::uintptr_t>(start), end = first + bytes;
+    std::size_t rss = 0;
+    bool inside = false;
+    for (std::string line; std::getline(smaps, line);) {
+        std::uintptr_t from = 0, to = 0;
+        char dash = 0;
+        std::istringstream fields(line);
+        if (fields >> std::hex >> from >> dash >> to && dash == '-') {
+            inside = from >= first && to <= end;
+            continue;
+        }
+        std::size_t kib = 0;
+        if (inside && std::sscanf(line.c_str(), "Rss: %zu kB", &kib) == 1) rss += kib * 1024;
+    }
+    return rss;
 }
 
 // Whether this process may use userfaultfd with UFFDIO_MOVE; the message when not.
@@ -204,6 +228,49 @@ TEST_CASE_TEMPLATE("pages never written read as zeros and cost nothing; a region
     for (int tries = 0; tries < 1000 && region.stats().swap_ins == 0; ++tries) std::this_thread::sleep_for(1ms);
     CHECK(region.stats().swap_ins >= 1);
     CHECK(store.stats().mem_used_total < store.stats().orig_data_size);
+}
+
+// A first write to a page never written gets a page of zeros of its own. Given the shared zero
+// page, the write would copy it (a second fault, with a TLB flush). The kernel counts a thread's
+// completed faults (ru_minflt): one served in the faulting thread not at all (it ends in SIGBUS,
+// and the retried access finds the page), so there the copy's fault shows. With handler threads
+// the retried access is the fault counted, the copy part of it: there the count is one a page.
+TEST_CASE_TEMPLATE("a first write to a page never written takes one fault, not a second to copy the zero page", Service, ZPAGE_TEST_FAULT_SERVICES) {
+    if (const std::string why = region_unavailable(); !why.empty()) {
+        MESSAGE("skipped: " << why);
+        return;
+    }
+    constexpr std::size_t pages = 512;
+    zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
+    Region region(store, {.bytes = pages * 4096, .fault_service = Service::value});
+    const auto thread_faults = [] {
+        rusage usage{};
+        getrusage(RUSAGE_THREAD, &usage);
+        return static_cast<std::size_t>(usage.ru_minflt);
+    };
+    const std::size_t before = thread_faults();
+    for (std::size_t p = 0; p < pages; ++p) region.data()[p * 4096 + p % 4096] = std::byte{0x5a};
+    const std::size_t counted = thread_faults() - before;
+    // Slack for the test's own first touches: its stack and code, and under ASan the region's
+    // shadow (a page for every 8 written). A second fault a page would be `pages` more.
+    const std::size_t slack = pages / 4;
+    if (Service::value == zpage::FaultService::faulting_thread)
+        CHECK(counted <= slack);
+    else
+        CHECK(counted <= pages + slack);
+    // A handler counts a fault after the copy that woke this thread: wait for its count.
+    for (int tries = 0; tries < 1000 && region.stats().zero_fills < pages; ++tries) std::this_thread::sleep_for(1ms);
+    CHECK(region.stats().zero_fills == pages);
+    for (std::size_t p = 0; p < pages; ++p) {
+        CHECK(region.data()[p * 4096 + p % 4096] == std::byte{0x5a});
+        CHECK(region.data()[p * 4096 + (p + 1) % 4096] == std::byte{0});
+    }
+    CHECK(mapped_rss(region.data(), pages * 4096) == pages * 4096);
+    // A read of a page never written still maps the shared zero page: no memory.
+    zpage::Lz4Store other_store(zpage::StoreConfig{.capacity_pages = pages});
+    Region read_only(other_store, {.bytes = pages * 4096, .fault_service = Service::value});
+    for (std::size_t p = 0; p < pages; ++p) CHECK(read_only.data()[p * 4096] == std::byte{0});
+    CHECK(mapped_rss(read_only.data(), pages * 4096) == 0);
 }
 
 TEST_CASE("faults served in the faulting thread: two regions side by side, the program's own SIGBUS handler, a system call on an evicted page") {

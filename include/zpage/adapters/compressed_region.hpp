@@ -8,7 +8,7 @@
 //
 // How: the region is anonymous memory registered with userfaultfd (missing-page and
 // write-protect modes). A page that is not there faults, and a handler thread resolves the fault:
-// with the zero page for a page never written, or by decompressing the page from the store
+// with zeros for a page never written (the shared zero page for a read), or by decompressing the page from the store
 // (UFFDIO_COPY). Pages over the budget are evicted in batches of 32 (RegionConfig::eviction). In
 // place, by default: the stretch of the region the CLOCK hand swept to pick them is
 // write-protected (one TLB flush, which also samples writes, below), each victim is read where it
@@ -329,6 +329,8 @@ private:
     static constexpr std::size_t max_window_pages = 16384;
     // Clean copies are made while the store uses under this much of its limits (keep_clean_copies).
     static constexpr unsigned clean_copies_below_permille = 750;
+    // What UFFDIO_COPY copies to fill a page with zeros.
+    alignas(page_bytes) static constexpr std::byte zero_page[page_bytes]{};
 
     // Resident pages that leave `free_permille` of the budget free; without a budget, all.
     static std::size_t mark(const RegionConfig& config, std::size_t max_resident, unsigned free_permille) noexcept {
@@ -643,7 +645,10 @@ private:
             bool lost = false;
             int error = 0;
             if (!from_store) {
-                error = detail::uffd::zero(fd_, page_at(p), page_bytes);
+                // A write gets a page of zeros of its own at once: the shared zero page would take
+                // a second fault for the write to copy it, and a TLB flush with it.
+                error = write ? detail::uffd::copy(fd_, page_at(p), zero_page, page_bytes)
+                              : detail::uffd::zero(fd_, page_at(p), page_bytes);
             } else if (store_.load(p, std::span<std::byte, page_bytes>(buffer, page_bytes))) {
                 error = detail::uffd::copy(fd_, page_at(p), buffer, page_bytes, keep_copy);
             } else {
@@ -975,10 +980,9 @@ private:
     // for the eviction like any other. (In a handler, the reader waits for this, which is why no
     // handler ever waits for a page being evicted.)
     void serve_discarded_victim(std::size_t p, int reader) noexcept {
-        alignas(page_bytes) static const std::byte zeros[page_bytes]{};
         victim_discarded_[reader].store(true, std::memory_order_release);
         // EEXIST: a page is there after all. Any other error: the reader reads again, and faults again.
-        if (detail::uffd::copy(fd_, page_at(p), zeros, page_bytes, true) != 0) wake(p);
+        if (detail::uffd::copy(fd_, page_at(p), zero_page, page_bytes, true) != 0) wake(p);
     }
 
     // Evicts up to `want` (at most a batch) of the coldest pages through `slot`, staging pages of
