@@ -8,9 +8,9 @@
 //
 // How: the region is anonymous memory registered with userfaultfd (missing-page and
 // write-protect modes). A page that is not there faults, and a handler thread resolves the fault:
-// with zeros for a page never written (the shared zero page for a read), or by decompressing the page from the store
-// (UFFDIO_COPY). Pages over the budget are evicted in batches of 32 (RegionConfig::eviction). In
-// place, by default: the stretch of the region the CLOCK hand swept to pick them is
+// with zeros for a page never written (the shared zero page for a read), or by decompressing the
+// page from the store (UFFDIO_COPY). Pages over the budget are evicted in batches of 32
+// (RegionConfig::eviction). In place, by default: the stretch of the region the CLOCK hand swept to pick them is
 // write-protected (one TLB flush, which also samples writes, below), each victim is read where it
 // is and compressed into the store, and the batch is dropped with one process_madvise (a second
 // flush). Or by move: each victim is moved out of the region (UFFDIO_MOVE, Linux 6.8) into a
