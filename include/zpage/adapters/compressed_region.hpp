@@ -6,22 +6,22 @@
 //   zpage::CompressedRegion<zpage::Lz4Store> ram(store, {.bytes = 512 << 20, .resident_budget_bytes = 64 << 20});
 //   std::byte* guest = ram.data();   // 512 MiB; at most 64 MiB of it resident at a time
 //
-// How: the region is anonymous memory registered with userfaultfd (missing-page and
-// write-protect modes). A page that is not there faults, and a handler thread resolves the fault:
-// with zeros for a page never written (the shared zero page for a read), or by decompressing the
-// page from the store (UFFDIO_COPY). Pages over the budget are evicted in batches of 32
-// (RegionConfig::eviction). In place, by default: the stretch of the region the CLOCK hand swept to pick them is
+// How: the region is anonymous memory registered with userfaultfd (missing-page and write-protect
+// modes). A page that is not there faults, and a handler thread resolves the fault: with zeros for
+// a page never written (the shared zero page for a read), or by decompressing the page from the
+// store (UFFDIO_COPY). Pages over the budget are evicted in batches of 32 (RegionConfig::eviction).
+// In place, by default: the stretch of the region the CLOCK hand swept to pick them is
 // write-protected (one TLB flush, which also samples writes, below), each victim is read where it
 // is and compressed into the store, and the batch is dropped with one process_madvise (a second
 // flush). Or by move: each victim is moved out of the region (UFFDIO_MOVE, Linux 6.8) into a
 // staging page and compressed from there, a flush a page. Either way a write racing with an
 // eviction faults and waits for it to end; it is never lost. A page brought back by a read keeps
 // its stored copy until written (RegionConfig::keep_clean_copies): mapped write-protected, it is
-// evicted by a drop alone, with no read and no compression. A page the store cannot return
-// (corrupt data) is poisoned (UFFDIO_POISON): its access raises SIGBUS, as memory that failed
-// does, never wrong bytes. A call the kernel refuses (short of memory, the address space changing)
-// leaves the page as it was, stored copy and all, and wakes whoever waits on it to fault or write
-// again (a failed call wakes no one): a refusal costs a retry, never a page.
+// evicted by a drop alone, with no read and no compression. A page the store cannot return (corrupt
+// data) is poisoned (UFFDIO_POISON): its access raises SIGBUS, as memory that failed does, never
+// wrong bytes. A call the kernel refuses (short of memory, the address space changing) leaves the
+// page as it was, stored copy and all, and wakes whoever waits on it to fault or write again (a
+// failed call wakes no one): a refusal costs a retry, never a page.
 //
 // When: a background evictor keeps the resident pages under the budget's high mark (the kernel's
 // kswapd, with free memory between the low and high marks), so that the faulting path rarely
