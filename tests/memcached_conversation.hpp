@@ -14,7 +14,7 @@ namespace zpage_memcached_test {
 struct InProcessServer {
     explicit InProcessServer(std::size_t max_value = std::size_t{1} << 20, std::size_t capacity = std::size_t{16} << 20)
         : backend(zpage_memcached::make_backend(zpage_bench::parse_algos("lz4").front(),
-                                                zpage_memcached::EvictionChoice::s3fifo,
+                                                zpage_memcached::EvictionChoice::s3fifo_size,
                                                 zpage::CacheConfig{.capacity_bytes = capacity, .shards = 2})),
           items(*backend, max_value),
           context{.settings = {}, .items = items, .connections = {}, .workers = {}, .verbosity = {}} {

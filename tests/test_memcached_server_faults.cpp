@@ -185,7 +185,7 @@ public:
     explicit InProcessServer(unsigned threads)
         : watchdog_(stall_limit, "zpage-memcached under socket faults"),
           test_thread_(watchdog_.enroll("test")),
-          backend_(make_backend(zpage_bench::parse_algos("lz4").front(), EvictionChoice::s3fifo,
+          backend_(make_backend(zpage_bench::parse_algos("lz4").front(), EvictionChoice::s3fifo_size,
                                 zpage::CacheConfig{.capacity_bytes = std::size_t{64} << 20, .shards = 2})),
           items_(*backend_, std::size_t{1} << 20),
           context_{.settings = {}, .items = items_, .connections = {}, .workers = {}, .verbosity = {}} {

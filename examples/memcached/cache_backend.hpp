@@ -2,10 +2,14 @@
 // chosen at run time (each pair is a zpage::CompressedCache instantiation of its own).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include <zpage/adapters/compressed_cache.hpp>
@@ -64,7 +68,17 @@ private:
         cache_;
 };
 
-enum class EvictionChoice { s3fifo, lru };
+// The policies --eviction names: S3-FIFO that keeps small items longer (as memcached's slab
+// classes do), the paper's S3-FIFO, CLOCK.
+enum class EvictionChoice { s3fifo_size, s3fifo, lru };
+inline constexpr std::array<std::pair<std::string_view, EvictionChoice>, 3> eviction_names{
+    {{"s3fifo-size", EvictionChoice::s3fifo_size}, {"s3fifo", EvictionChoice::s3fifo}, {"lru", EvictionChoice::lru}}};
+
+inline std::optional<EvictionChoice> parse_eviction(std::string_view name) noexcept {
+    for (const auto& [n, choice] : eviction_names)
+        if (n == name) return choice;
+    return std::nullopt;
+}
 
 // Throws zpage_bench::BadInput for a codec zpage does not run, std::invalid_argument for a bad
 // configuration.
@@ -72,8 +86,12 @@ inline std::unique_ptr<CacheBackend> make_backend(const zpage_bench::CodecSpec& 
                                                   const zpage::CacheConfig& config) {
     using zpage_bench::CodecFamily;
     const auto with_eviction = [&]<class Codec>(Codec c) -> std::unique_ptr<CacheBackend> {
-        if (eviction == EvictionChoice::lru) return std::make_unique<CacheBackendFor<Codec, zpage::ClockLru>>(config, c);
-        return std::make_unique<CacheBackendFor<Codec, zpage::S3Fifo>>(config, c);
+        switch (eviction) {
+        case EvictionChoice::s3fifo_size: break;
+        case EvictionChoice::s3fifo: return std::make_unique<CacheBackendFor<Codec, zpage::S3Fifo>>(config, c);
+        case EvictionChoice::lru: return std::make_unique<CacheBackendFor<Codec, zpage::ClockLru>>(config, c);
+        }
+        return std::make_unique<CacheBackendFor<Codec, zpage::SizeAwareS3Fifo>>(config, c);
     };
     if (codec.recompression) throw zpage_bench::BadInput("codec pairs (A+B) are for page stores, not the cache");
     switch (codec.family) {

@@ -2,7 +2,7 @@
 // zpage::CompressedCache, so that the same -m holds more items. See README ("zpage-memcached").
 //
 //   zpage-memcached [-p PORT] [-l HOST[,HOST...]] [-m MiB] [-c CONNS] [-t THREADS] [-I SIZE] [-v|-vv]
-//                   [--codec lz4|lz4-N|lz4hc-N|zstd-N|identity] [--eviction s3fifo|lru]
+//                   [--codec lz4|lz4-N|lz4hc-N|zstd-N|identity] [--eviction s3fifo-size|s3fifo|lru]
 //
 // Exit status: 0 after SIGINT/SIGTERM, 2 for a bad flag, 1 when it cannot start (port taken).
 #include <pthread.h>
@@ -40,7 +40,8 @@ constexpr std::string_view usage_text =
     "  -I, --max-item-size=SIZE largest value, with k or m suffix (default 1m, at most 16m)\n"
     "  -v, -vv                  print start-up, errors; -vv also connections\n"
     "      --codec=NAME         lz4 (default), lz4-N, lz4hc-N, zstd-N, identity (or none)\n"
-    "      --eviction=NAME      s3fifo (default) or lru (CLOCK)\n"
+    "      --eviction=NAME      s3fifo-size (default: S3-FIFO keeping small items longer, as\n"
+    "                           memcached's slab classes do), s3fifo (size-neutral) or lru (CLOCK)\n"
     "      --memcached-keys     accept keys as memcached does, control characters too (protocol.txt\n"
     "                           forbids them; memaslap sends them)\n"
     "  -U, -u, -d are accepted for memcached's command lines and ignored (no UDP, no user switch,\n"
@@ -118,8 +119,8 @@ ServerSettings parse_flags(int argc, char** argv, int& verbosity) {
             s.memcached_keys = true;
         } else if (flag == "--eviction") {
             s.eviction = std::string(next());
-            if (s.eviction != "s3fifo" && s.eviction != "lru")
-                throw BadFlag("--eviction takes s3fifo or lru, not '" + s.eviction + "'");
+            if (!parse_eviction(s.eviction))
+                throw BadFlag("--eviction takes s3fifo-size, s3fifo or lru, not '" + s.eviction + "'");
         } else if (flag.starts_with("-v") && flag.find_first_not_of('v', 1) == std::string_view::npos) {
             verbosity += static_cast<int>(flag.size() - 1);
         } else if (flag == "-U" || flag == "-u") {
@@ -166,7 +167,7 @@ int serve(const ServerSettings& settings, int verbosity) {
     const std::size_t capacity = settings.memory_mib << 20;
     const zpage::CacheConfig config{.capacity_bytes = capacity,
                                     .shards = shards_for(capacity, settings.max_item_bytes)};
-    const auto cache = make_backend(codec, settings.eviction == "lru" ? EvictionChoice::lru : EvictionChoice::s3fifo, config);
+    const auto cache = make_backend(codec, *parse_eviction(settings.eviction), config);
     ItemStore items(*cache, settings.max_item_bytes);
     ServerContext context{.settings = settings, .items = items, .connections = {}, .workers = {}, .verbosity = {}};
     context.verbosity.store(verbosity);

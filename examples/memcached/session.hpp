@@ -37,7 +37,7 @@ struct ServerSettings {
     std::size_t max_item_bytes = std::size_t{1} << 20;
     bool memcached_keys = false;  // accept keys as memcached does (see valid_key)
     std::string codec = "lz4";
-    std::string eviction = "s3fifo";
+    std::string eviction = "s3fifo-size";  // a name parse_eviction takes
 };
 
 // What every connection shares.

@@ -51,6 +51,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <bit>
 #include <concepts>
@@ -109,9 +110,10 @@ struct EvictionHook {
     EvictionHook* prev = nullptr;
     EvictionHook* next = nullptr;
     std::uint64_t hash = 0;      // the key's hash, for ghost entries
-    std::uint32_t bytes = 0;     // memory the item holds, for queue shares
+    std::uint32_t bytes = 0;     // memory the item holds (storage, index node, key), for queue shares
     std::uint8_t freq = 0;       // accesses, saturating at the policy's maximum
     std::uint8_t queue = 0;      // which of the policy's queues holds it
+    std::uint8_t laps = 0;       // times a size-aware policy passed it over for a larger victim
 };
 
 namespace detail {
@@ -133,6 +135,7 @@ public:
         bytes_ -= h.bytes;
         --count_;
     }
+    [[nodiscard]] EvictionHook* front() const noexcept { return head_; }
     EvictionHook* pop_front() noexcept {
         EvictionHook* h = head_;
         if (h != nullptr) remove(*h);
@@ -176,45 +179,53 @@ concept EvictionPolicy = std::constructible_from<P, std::size_t> &&  // the shar
 // The ghost is a direct-mapped table of 32-bit fingerprints, one slot per 256 B of the shard's
 // capacity (1.6% of it): a colliding remember overwrites, so it remembers at most as many hashes
 // as the exact ghost of the paper (one per item in main) and lookups cost no allocation.
-class S3Fifo {
+//
+// Window > 1 makes it size-aware (SizeAwareS3Fifo): the victim is the one of the next Window
+// items that would leave a queue that holds the most memory per read, bytes x (1 + laps) /
+// (1 + freq); the others go to that queue's tail with their `laps` counted up, and a read sets
+// laps back to 0. One passed over max_laps times goes next whatever its size, so an item never
+// read outlives its FIFO turn by at most max_laps laps (a lap: the window's pass over the queue,
+// Window items an eviction). Fewer bytes per item held means more items held and, when
+// popularity does not grow with size, more hits (README: "Eviction").
+template <std::size_t Window>
+class BasicS3Fifo {
+    static_assert(Window >= 1 && Window <= 64, "zpage::BasicS3Fifo: the window is 1 (S3-FIFO) .. 64 items");
+
 public:
     static constexpr std::uint8_t max_freq = 3;
     static constexpr std::uint8_t move_to_main_freq = 2;  // reads in the small FIFO that promote
+    static constexpr std::uint8_t max_laps = 64;
     static constexpr std::size_t small_share_percent = 10;
     static constexpr std::size_t capacity_bytes_per_ghost_slot = 256;
 
-    explicit S3Fifo(std::size_t capacity_bytes)
+    explicit BasicS3Fifo(std::size_t capacity_bytes)
         : ghost_(std::bit_ceil(std::max<std::size_t>(64, capacity_bytes / capacity_bytes_per_ghost_slot))) {}
 
     void on_insert(EvictionHook& h) noexcept {
         h.freq = 0;
+        h.laps = 0;
         h.queue = take_ghost(h.hash) ? main_queue : small_queue;
         queue(h.queue).push_back(h);
     }
-    void on_hit(EvictionHook& h) noexcept { h.freq = static_cast<std::uint8_t>(std::min<int>(h.freq + 1, max_freq)); }
+    void on_hit(EvictionHook& h) noexcept {
+        h.freq = static_cast<std::uint8_t>(std::min<int>(h.freq + 1, max_freq));
+        h.laps = 0;
+    }
     void on_remove(EvictionHook& h) noexcept { queue(h.queue).remove(h); }
 
     EvictionHook* evict() noexcept {
         for (;;) {
             const std::size_t total = small_.bytes() + main_.bytes();
             if (!small_.empty() && (main_.empty() || small_.bytes() * 100 >= total * small_share_percent)) {
-                EvictionHook* h = small_.pop_front();
-                if (h->freq >= move_to_main_freq) {
-                    h->queue = main_queue;
-                    main_.push_back(*h);
-                    continue;
+                if (EvictionHook* h = choose(small_)) {
+                    remember(h->hash);
+                    return h;
                 }
-                remember(h->hash);
+            } else if (main_.empty()) {
+                return nullptr;
+            } else if (EvictionHook* h = choose(main_)) {
                 return h;
             }
-            EvictionHook* h = main_.pop_front();
-            if (h == nullptr) return nullptr;
-            if (h->freq > 0) {
-                --h->freq;
-                main_.push_back(*h);
-                continue;
-            }
-            return h;
         }
     }
 
@@ -225,6 +236,60 @@ private:
     static constexpr std::uint8_t main_queue = 1;
 
     detail::HookQueue& queue(std::uint8_t q) noexcept { return q == small_queue ? small_ : main_; }
+
+    // Walks q from its head: an item with reads moves on (from small to main once read enough, to
+    // main's tail with a read taken off), the others are candidates. Unlinks and returns the
+    // victim among the first Window of them; nullptr when an item moved to main before any
+    // candidate was found, or none was (the caller looks again; the counts only go down).
+    EvictionHook* choose(detail::HookQueue& q) noexcept {
+        const bool small = &q == &small_;
+        std::array<EvictionHook*, Window> candidates{};
+        std::size_t n = 0;
+        EvictionHook* victim = nullptr;
+        for (EvictionHook* h = q.front(); h != nullptr && n < Window;) {
+            EvictionHook* next = h->next;
+            if (small && h->freq >= move_to_main_freq) {
+                small_.remove(*h);
+                h->queue = main_queue;
+                main_.push_back(*h);
+                if (n == 0) return nullptr;  // the shares changed: which queue gives is decided again
+            } else if (!small && h->freq > 0) {
+                --h->freq;
+                main_.remove(*h);
+                main_.push_back(*h);
+            } else if (h->laps >= max_laps) {
+                victim = h;
+                break;
+            } else {
+                candidates[n++] = h;
+            }
+            h = next;
+        }
+        if (victim == nullptr) {
+            if (n == 0) return nullptr;
+            victim = candidates[0];
+            for (std::size_t i = 1; i < n; ++i)
+                if (cost_per_read(*candidates[i]) > cost_per_read(*victim)) victim = candidates[i];
+            for (std::size_t i = 0; i < n && Window > 1; ++i) {
+                EvictionHook* spared = candidates[i];
+                if (spared == victim) continue;
+                ++spared->laps;
+                q.remove(*spared);
+                q.push_back(*spared);
+            }
+        }
+        q.remove(*victim);
+        return victim;
+    }
+    // bytes x (1 + laps) / (1 + freq), as a fraction compared by cross-multiplying: under 2^42.
+    struct Cost {
+        std::uint64_t weighted_bytes, reads;
+        friend bool operator>(Cost a, Cost b) noexcept { return a.weighted_bytes * b.reads > b.weighted_bytes * a.reads; }
+    };
+    static Cost cost_per_read(const EvictionHook& h) noexcept {
+        return {std::uint64_t{h.bytes} * (1u + h.laps), 1u + std::uint64_t{h.freq}};
+    }
+
     // Slot from the low bits, fingerprint from the high ones (never 0: 0 is an empty slot).
     std::uint32_t& slot(std::uint64_t hash) noexcept { return ghost_[hash & (ghost_.size() - 1)]; }
     static std::uint32_t fingerprint(std::uint64_t hash) noexcept { return static_cast<std::uint32_t>(hash >> 32) | 1; }
@@ -240,6 +305,11 @@ private:
     detail::HookQueue main_;
     std::vector<std::uint32_t> ghost_;
 };
+
+// The paper's S3-FIFO: each queue leaves in its order.
+using S3Fifo = BasicS3Fifo<1>;
+// S3-FIFO that keeps small items longer: zpage-memcached's default.
+using SizeAwareS3Fifo = BasicS3Fifo<16>;
 
 // CLOCK, the usual approximation of LRU: one FIFO, a reference bit set by a hit; an item leaving
 // with its bit set is reinserted with the bit cleared.
@@ -267,6 +337,7 @@ private:
 };
 
 static_assert(EvictionPolicy<S3Fifo>);
+static_assert(EvictionPolicy<SizeAwareS3Fifo>);
 static_assert(EvictionPolicy<ClockLru>);
 
 struct CacheConfig {
@@ -782,6 +853,10 @@ private:
 
     // An index node as malloc rounds it (key, item, link and cached hash, header).
     static constexpr std::size_t node_bytes = sizeof(std::pair<const Key, Item>) + 2 * sizeof(void*) + 32;
+    // What an item in memory holds, as its policy weighs it: storage, index node, key's heap bytes.
+    static std::uint32_t held_bytes(std::size_t stored, const Key& key) noexcept {
+        return static_cast<std::uint32_t>(storage_footprint(stored) + node_bytes + detail::key_heap_bytes(key));
+    }
 
     // Index bytes an insert may add: a node, and a bucket array when the index would grow.
     static std::size_t index_reservation(const Index& index) noexcept {
@@ -842,7 +917,7 @@ private:
             forget(shard, old);
             move_storage(shard, fresh, old);
             old.hash = hash;
-            old.bytes = static_cast<std::uint32_t>(storage_footprint(stored.size()));
+            old.bytes = held_bytes(stored.size(), it->first);
             old.value_bytes = static_cast<std::uint32_t>(value_bytes);
             account(shard, old, +1);
             shard.policy.on_insert(old);
@@ -876,7 +951,7 @@ private:
             Item& item = it->second;
             move_storage(shard, fresh, item);
             item.hash = hash;
-            item.bytes = static_cast<std::uint32_t>(storage_footprint(stored.size()));
+            item.bytes = held_bytes(stored.size(), it->first);
             item.value_bytes = static_cast<std::uint32_t>(value_bytes);
             shard.key_to_item = reinterpret_cast<const char*>(&item) - reinterpret_cast<const char*>(&it->first);
             account(shard, item, +1);
@@ -1093,7 +1168,7 @@ private:
         }
         Item& item = static_cast<Item&>(*victim);  // the hook is the item's base
         ++shard.evictions;
-        evicted_bytes_.fetch_add(item.bytes, std::memory_order_relaxed);
+        evicted_bytes_.fetch_add(storage_footprint(item.stored_bytes), std::memory_order_relaxed);
         account(shard, item, -1);
         bool staged = false;
         if constexpr (has_tier) staged = stage(shard, item);
