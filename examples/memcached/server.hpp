@@ -254,12 +254,14 @@ private:
                 c.in.clear();
                 c.in_used = 0;
             }
-            const std::size_t old = c.in.size();
-            c.in.resize(old + read_chunk_bytes);
-            const ssize_t got = socket_calls::receive(c.fd.get(), c.in.data() + old, read_chunk_bytes);
+            // Into the worker's buffer, then appended: growing `in` by a chunk to read into it
+            // would zero the chunk first, twice a request (the read that ends with EAGAIN too).
+            const ssize_t got = socket_calls::receive(c.fd.get(), received_.get(), read_chunk_bytes);
             const int error = errno;  // kept before anything else can change it
-            c.in.resize(old + (got > 0 ? static_cast<std::size_t>(got) : 0));
-            if (got > 0) continue;
+            if (got > 0) {
+                c.in.append(received_.get(), static_cast<std::size_t>(got));
+                continue;
+            }
             if (got == 0) {
                 c.peer_gone = true;
                 return true;
@@ -385,6 +387,7 @@ private:
     CommandCounters& counters_;
     const std::vector<FileDescriptor>& listeners_;
     Scratch scratch_;
+    std::unique_ptr<char[]> received_ = std::make_unique_for_overwrite<char[]>(read_chunk_bytes);
     FileDescriptor epoll_;
     FileDescriptor wake_;
     std::unordered_set<Connection*> connections_;
