@@ -237,7 +237,7 @@ TEST_CASE_TEMPLATE("S3-FIFO: a scan of keys never read passes through the small 
 
 // Real values of 256 B .. 8 KiB, as a memcached's, set in one order into both caches, ten times
 // what they hold: the size-aware one keeps smaller ones longer, so it holds more of them (about
-// 1.45x in zpage-memcached's fill, README "Eviction"), every one its last value.
+// 1.6x in zpage-memcached's fill, README "zpage-memcached"), every one its last value.
 TEST_CASE("size-aware S3-FIFO holds more items of mixed sizes than S3-FIFO in the same memory") {
     const CacheConfig config{.capacity_bytes = 4 << 20, .shards = 1};
     IntCache neutral(config);

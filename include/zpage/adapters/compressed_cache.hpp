@@ -186,7 +186,7 @@ concept EvictionPolicy = std::constructible_from<P, std::size_t> &&  // the shar
 // laps back to 0. One passed over max_laps times goes next whatever its size, so an item never
 // read outlives its FIFO turn by at most max_laps laps (a lap: the window's pass over the queue,
 // Window items an eviction). Fewer bytes per item held means more items held and, when
-// popularity does not grow with size, more hits (README: "Eviction").
+// popularity does not grow with size, more hits (README: "Size-aware S3-FIFO").
 template <std::size_t Window>
 class BasicS3Fifo {
     static_assert(Window >= 1 && Window <= 64, "zpage::BasicS3Fifo: the window is 1 (S3-FIFO) .. 64 items");
