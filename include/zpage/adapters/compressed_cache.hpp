@@ -284,7 +284,9 @@ private:
     // bytes x (1 + laps) / (1 + freq), as a fraction compared by cross-multiplying: under 2^42.
     struct Cost {
         std::uint64_t weighted_bytes, reads;
-        friend bool operator>(Cost a, Cost b) noexcept { return a.weighted_bytes * b.reads > b.weighted_bytes * a.reads; }
+        friend bool operator>(Cost a, Cost b) noexcept {
+            return a.weighted_bytes * b.reads > b.weighted_bytes * a.reads;
+        }
     };
     static Cost cost_per_read(const EvictionHook& h) noexcept {
         return {std::uint64_t{h.bytes} * (1u + h.laps), 1u + std::uint64_t{h.freq}};
