@@ -26,12 +26,21 @@ using SizeAwareCache = zpage::CompressedCache<std::uint64_t, zpage::DefaultTrait
                                               std::equal_to<std::uint64_t>, zpage::SizeAwareS3Fifo>;
 
 // `size` bytes of real memory from the corpora (spanning pages), starting at a place `seed` picks;
-// synthetic compressible bytes when the corpora are absent.
+// when the corpora are absent, runs of 1-8 repeated letters that compress about as little as real
+// values do (so that the caches below still fill and evict).
 std::vector<std::byte> real_value(std::uint64_t seed, std::size_t size) {
     std::vector<std::byte> v(size);
     const auto& all = zpage_test::corpora();
     if (all.empty()) {
-        for (std::size_t i = 0; i < size; ++i) v[i] = static_cast<std::byte>((seed + i / 7) % 61);
+        std::uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
+        for (std::size_t i = 0; i < size;) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            const std::size_t run = std::min<std::size_t>(size - i, 1 + (x >> 8) % 8);
+            std::memset(v.data() + i, 'a' + static_cast<int>(x % 26), run);
+            i += run;
+        }
         return v;
     }
     const auto& c = all[seed % all.size()];
