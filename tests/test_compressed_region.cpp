@@ -62,17 +62,6 @@ std::size_t mapped_rss(const std::byte* start, std::size_t bytes) {
     return rss;
 }
 
-// Whether this process may use userfaultfd with UFFDIO_MOVE; the message when not.
-std::string region_unavailable() {
-    zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = 64});
-    try {
-        Region probe(store, {.bytes = 64 * 4096});
-    } catch (const zpage::RegionError& e) {
-        return e.what();
-    }
-    return {};
-}
-
 // A store whose loads can be held: a handler stuck in the store, or stopped in a debugger.
 struct HoldableStore : zpage::Lz4Store {
     using zpage::Lz4Store::Lz4Store;
@@ -127,10 +116,7 @@ TEST_CASE("where userfaultfd is not allowed, construction fails with a message n
 }
 
 TEST_CASE_TEMPLATE("pages written across a region four times its budget, by two threads, read back whole", Service, ZPAGE_TEST_FAULT_SERVICES) {
-    if (const std::string why = region_unavailable(); !why.empty()) {
-        MESSAGE("skipped: " << why);
-        return;
-    }
+    ZPAGE_REQUIRE_REGION();
     const std::size_t region_bytes = zpage_test::scaled(std::size_t{256} << 20, 4);
     const std::size_t budget = region_bytes / 8;
     const std::size_t pages = region_bytes / 4096;
@@ -207,10 +193,7 @@ TEST_CASE_TEMPLATE("pages written across a region four times its budget, by two 
 }
 
 TEST_CASE_TEMPLATE("pages never written read as zeros and cost nothing; a region without a budget evicts nothing", Service, ZPAGE_TEST_FAULT_SERVICES) {
-    if (const std::string why = region_unavailable(); !why.empty()) {
-        MESSAGE("skipped: " << why);
-        return;
-    }
+    ZPAGE_REQUIRE_REGION();
     constexpr std::size_t pages = 1024;
     zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
     Region region(store, {.bytes = pages * 4096, .fault_service = Service::value});
@@ -237,10 +220,7 @@ TEST_CASE_TEMPLATE("pages never written read as zeros and cost nothing; a region
 // and the retried access finds the page), so there the copy's fault shows. With handler threads
 // the retried access is the fault counted, the copy part of it: there the count is one a page.
 TEST_CASE_TEMPLATE("a first write to a page never written takes one fault, not a second to copy the zero page", Service, ZPAGE_TEST_FAULT_SERVICES) {
-    if (const std::string why = region_unavailable(); !why.empty()) {
-        MESSAGE("skipped: " << why);
-        return;
-    }
+    ZPAGE_REQUIRE_REGION();
     constexpr std::size_t pages = 512;
     zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
     Region region(store, {.bytes = pages * 4096, .fault_service = Service::value});
@@ -270,10 +250,7 @@ TEST_CASE_TEMPLATE("a first write to a page never written takes one fault, not a
 }
 
 TEST_CASE("faults served in the faulting thread: two regions side by side, the program's own SIGBUS handler, a system call on an evicted page") {
-    if (const std::string why = region_unavailable(); !why.empty()) {
-        MESSAGE("skipped: " << why);
-        return;
-    }
+    ZPAGE_REQUIRE_REGION();
     constexpr std::size_t pages = 1024;
     const std::vector<zpage_test::Page> sample = zpage_test::test_pages(64, zpage_test::test_seed());
     zpage::Lz4Store store_a(zpage::StoreConfig{.capacity_pages = pages}), store_b(zpage::StoreConfig{.capacity_pages = pages});
@@ -340,10 +317,7 @@ TEST_CASE("faults served in the faulting thread: two regions side by side, the p
 }
 
 TEST_CASE("a handler stopped while threads fault on the region: they get SIGBUS, not a wait forever") {
-    if (const std::string why = region_unavailable(); !why.empty()) {
-        MESSAGE("skipped: " << why);
-        return;
-    }
+    ZPAGE_REQUIRE_REGION();
     constexpr std::size_t pages = 256;
     HoldableStore store(zpage::StoreConfig{.capacity_pages = pages});
     zpage::CompressedRegion<HoldableStore> region(

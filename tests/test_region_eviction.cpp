@@ -24,16 +24,6 @@ namespace {
 using Region = zpage::CompressedRegion<zpage::Lz4Store>;
 constexpr std::size_t page = 4096;
 
-std::string region_unavailable() {
-    zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = 64});
-    try {
-        Region probe(store, {.bytes = 64 * page});
-    } catch (const zpage::RegionError& e) {
-        return e.what();
-    }
-    return {};
-}
-
 // Page i: a real page with i in its first bytes; its write counter lives at counter_offset.
 constexpr std::size_t counter_offset = 64;
 
@@ -60,10 +50,7 @@ std::string describe_wrong(std::size_t i, const zpage_test::Page& got, const zpa
 }  // namespace
 
 TEST_CASE_TEMPLATE("writes racing with eviction are never lost", Service, ZPAGE_TEST_REGION_MODES) {
-    if (const std::string why = region_unavailable(); !why.empty()) {
-        MESSAGE("skipped: " << why);
-        return;
-    }
+    ZPAGE_REQUIRE_REGION();
     const std::size_t pages = 4096;  // 16 MiB over a 1 MiB budget
     const std::size_t writes = zpage_test::scaled(16000, 4);
     const std::vector<zpage_test::Page> sample = zpage_test::test_pages(512, zpage_test::test_seed());
@@ -126,10 +113,7 @@ TEST_CASE_TEMPLATE("writes racing with eviction are never lost", Service, ZPAGE_
 }
 
 TEST_CASE_TEMPLATE("pages written over and over stay resident while a stream of others passes through", Service, ZPAGE_TEST_REGION_MODES) {
-    if (const std::string why = region_unavailable(); !why.empty()) {
-        MESSAGE("skipped: " << why);
-        return;
-    }
+    ZPAGE_REQUIRE_REGION();
     // 64 hot pages written in turn, one write per cold page read; the cold pages are read once
     // each, so the hand turns about fifteen times. A hot page is never faulted on (it stays
     // mapped): only the sampled writes tell the hand it is in use. Were they not seen, each hot
@@ -164,10 +148,7 @@ TEST_CASE_TEMPLATE("pages written over and over stay resident while a stream of 
 }
 
 TEST_CASE_TEMPLATE("pages the program discards while they are evicted: no hang, their bytes or zeros", Service, ZPAGE_TEST_REGION_MODES) {
-    if (const std::string why = region_unavailable(); !why.empty()) {
-        MESSAGE("skipped: " << why);
-        return;
-    }
+    ZPAGE_REQUIRE_REGION();
     constexpr std::size_t pages = 1024;
     const std::vector<zpage_test::Page> sample = zpage_test::test_pages(256, zpage_test::test_seed());
     zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
@@ -217,10 +198,7 @@ TEST_CASE_TEMPLATE("pages the program discards while they are evicted: no hang, 
 }
 
 TEST_CASE_TEMPLATE("threads faulting on the same pages at once, while pages are evicted, read their bytes", Service, ZPAGE_TEST_REGION_MODES) {
-    if (const std::string why = region_unavailable(); !why.empty()) {
-        MESSAGE("skipped: " << why);
-        return;
-    }
+    ZPAGE_REQUIRE_REGION();
     // Four readers walk the same pages in the same order, so that most faults come two or more
     // at once and the handlers see messages for pages another message already brought back,
     // some of them evicted again since; a program thread evicts all the while.
@@ -309,10 +287,7 @@ std::string wrong_pages(const std::byte* base, const std::vector<zpage_test::Pag
 
 TEST_CASE_TEMPLATE("a page read back keeps its stored copy until written: evicted unwritten, not compressed again",
                    Service, ZPAGE_TEST_REGION_MODES) {
-    if (const std::string why = region_unavailable(); !why.empty()) {
-        MESSAGE("skipped: " << why);
-        return;
-    }
+    ZPAGE_REQUIRE_REGION();
     constexpr std::size_t pages = 256;
     const std::vector<zpage_test::Page> sample = zpage_test::test_pages(pages, zpage_test::test_seed());
     zpage::Lz4Store store(zpage::StoreConfig{.capacity_pages = pages});
@@ -377,10 +352,7 @@ TEST_CASE_TEMPLATE("a page read back keeps its stored copy until written: evicte
 
 TEST_CASE_TEMPLATE("no clean copies when the region is told not to keep them, or its store is near its limit", Service,
                    ZPAGE_TEST_FAULT_SERVICES) {
-    if (const std::string why = region_unavailable(); !why.empty()) {
-        MESSAGE("skipped: " << why);
-        return;
-    }
+    ZPAGE_REQUIRE_REGION();
     constexpr std::size_t pages = 256;
     const std::vector<zpage_test::Page> sample = zpage_test::test_pages(pages, zpage_test::test_seed());
     zpage_test::Watchdog watchdog(20000ms, "no clean copies");

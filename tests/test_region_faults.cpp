@@ -63,24 +63,6 @@ struct FaultyStore : zpage::Lz4Store {
 
 using Region = zpage::CompressedRegion<FaultyStore>;
 
-std::string region_unavailable() {
-    FaultyStore store(zpage::StoreConfig{.capacity_pages = 64});
-    try {
-        Region probe(store, {.bytes = 64 * page});
-    } catch (const zpage::RegionError& e) {
-        return e.what();
-    }
-    return {};
-}
-
-#define SKIP_WITHOUT_REGION()                                             \
-    do {                                                                  \
-        if (const std::string why = region_unavailable(); !why.empty()) { \
-            MESSAGE("skipped: " << why);                                  \
-            return;                                                       \
-        }                                                                 \
-    } while (0)
-
 // ---- the fault hook ----
 
 // Which calls of the chosen kinds a RegionFaults counts and may fail (null: all of them).
@@ -398,7 +380,7 @@ void churn_until_the_race(Fixture& f, zpage_test::Watchdog::Worker& me, std::mt1
 }  // namespace
 
 TEST_CASE_TEMPLATE("a swap-in the kernel refuses: the thread faults again and every page comes back whole", Service, ZPAGE_TEST_FAULT_SERVICES) {
-    SKIP_WITHOUT_REGION();
+    ZPAGE_REQUIRE_REGION();
     constexpr std::size_t pages = 256;
     const std::vector<Page> sample = zpage_test::test_pages(64, zpage_test::test_seed());
     // EEXIST: the page was there (stored copy kept); EAGAIN: retried by the handler; ENOENT (the
@@ -425,7 +407,7 @@ TEST_CASE_TEMPLATE("a swap-in the kernel refuses: the thread faults again and ev
 }
 
 TEST_CASE_TEMPLATE("a zero fill the kernel refuses, of a page never written or one discarded: woken, then zeros", Service, ZPAGE_TEST_FAULT_SERVICES) {
-    SKIP_WITHOUT_REGION();
+    ZPAGE_REQUIRE_REGION();
     constexpr std::size_t pages = 128;
     const std::vector<Page> sample = zpage_test::test_pages(64, zpage_test::test_seed());
     const Page zeros{};
@@ -470,7 +452,7 @@ TEST_CASE_TEMPLATE("a zero fill the kernel refuses, of a page never written or o
 }
 
 TEST_CASE_TEMPLATE("a page the store cannot return, its poisoning refused at first: SIGBUS for it, the rest whole", Service, ZPAGE_TEST_FAULT_SERVICES) {
-    SKIP_WITHOUT_REGION();
+    ZPAGE_REQUIRE_REGION();
     constexpr std::size_t pages = 128, corrupt = 7;
     const std::vector<Page> sample = zpage_test::test_pages(64, zpage_test::test_seed());
     const zpage_test::SigbusReader sigbus_reader;
@@ -510,7 +492,7 @@ TEST_CASE_TEMPLATE("a page the store cannot return, its poisoning refused at fir
 }
 
 TEST_CASE_TEMPLATE("an eviction's move refused while a writer waits on the page: the writer is woken, its write kept", Service, ZPAGE_TEST_FAULT_SERVICES) {
-    SKIP_WITHOUT_REGION();
+    ZPAGE_REQUIRE_REGION();
     constexpr std::size_t pages = 256;
     const std::vector<Page> sample = zpage_test::test_pages(64, zpage_test::test_seed());
     std::mt19937_64 rng(zpage_test::test_seed());
@@ -544,7 +526,7 @@ TEST_CASE_TEMPLATE("an eviction's move refused while a writer waits on the page:
 }
 
 TEST_CASE_TEMPLATE("evictions the kernel makes and reports as EEXIST (Linux 6.18): every page stored, none lost", Service, ZPAGE_TEST_FAULT_SERVICES) {
-    SKIP_WITHOUT_REGION();
+    ZPAGE_REQUIRE_REGION();
     constexpr std::size_t pages = 128;
     constexpr int reported = 16;
     const std::vector<Page> sample = zpage_test::test_pages(64, zpage_test::test_seed());
@@ -570,7 +552,7 @@ TEST_CASE_TEMPLATE("evictions the kernel makes and reports as EEXIST (Linux 6.18
 }
 
 TEST_CASE_TEMPLATE("a page the store refuses, its put-back refused at first: it comes back whole", Service, ZPAGE_TEST_FAULT_SERVICES) {
-    SKIP_WITHOUT_REGION();
+    ZPAGE_REQUIRE_REGION();
     constexpr std::size_t pages = 128;
     const std::vector<Page> sample = zpage_test::test_pages(64, zpage_test::test_seed());
     struct Case {
@@ -610,7 +592,7 @@ TEST_CASE_TEMPLATE("a page the store refuses, its put-back refused at first: it 
 }
 
 TEST_CASE_TEMPLATE("lifting a write protection refused at first: the writer writes again, and its write is kept", Service, ZPAGE_TEST_FAULT_SERVICES) {
-    SKIP_WITHOUT_REGION();
+    ZPAGE_REQUIRE_REGION();
     constexpr std::size_t pages = 256;
     const std::vector<Page> sample = zpage_test::test_pages(64, zpage_test::test_seed());
     std::mt19937_64 rng(zpage_test::test_seed());
@@ -649,7 +631,7 @@ TEST_CASE_TEMPLATE("lifting a write protection refused at first: the writer writ
 }
 
 TEST_CASE_TEMPLATE("an in-place eviction refused its write protection: the batch moves out instead, none lost", Service, ZPAGE_TEST_FAULT_SERVICES) {
-    SKIP_WITHOUT_REGION();
+    ZPAGE_REQUIRE_REGION();
     constexpr std::size_t pages = 128, batch = 32;
     const std::vector<Page> sample = zpage_test::test_pages(64, zpage_test::test_seed());
     // Unprotected, a victim could be written after it was read and before it was dropped: so the
@@ -676,7 +658,7 @@ TEST_CASE_TEMPLATE("an in-place eviction refused its write protection: the batch
 }
 
 TEST_CASE_TEMPLATE("an in-place eviction's drop refused: the page stays, whole, and its stored copy goes", Service, ZPAGE_TEST_FAULT_SERVICES) {
-    SKIP_WITHOUT_REGION();
+    ZPAGE_REQUIRE_REGION();
     constexpr std::size_t pages = 128, batch = 32;
     constexpr int refused = 5;
     const std::vector<Page> sample = zpage_test::test_pages(64, zpage_test::test_seed());
@@ -706,7 +688,7 @@ TEST_CASE_TEMPLATE("an in-place eviction's drop refused: the page stays, whole, 
 }
 
 TEST_CASE_TEMPLATE("victims the program discards before they are read in place: read as zeros, no thread left waiting", Service, ZPAGE_TEST_FAULT_SERVICES) {
-    SKIP_WITHOUT_REGION();
+    ZPAGE_REQUIRE_REGION();
     constexpr std::size_t pages = 128, batch = 32;
     const std::vector<Page> sample = zpage_test::test_pages(64, zpage_test::test_seed());
     // The evicting thread's read of each victim faults: it must be given the zeros the page now
@@ -730,7 +712,7 @@ TEST_CASE_TEMPLATE("victims the program discards before they are read in place: 
 }
 
 TEST_CASE_TEMPLATE("a write to a page being evicted in place waits for it, and is kept, dropped or not", Service, ZPAGE_TEST_FAULT_SERVICES) {
-    SKIP_WITHOUT_REGION();
+    ZPAGE_REQUIRE_REGION();
     constexpr std::size_t pages = 256;
     const std::vector<Page> sample = zpage_test::test_pages(64, zpage_test::test_seed());
     std::mt19937_64 rng(zpage_test::test_seed());
